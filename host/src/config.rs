@@ -1,0 +1,407 @@
+//! The TOML configuration. A bad config stops start-up with the file, line and key.
+//!
+//! `[modparam.<module>]` keys are Kamailio's modparam names, so a kamailio.cfg translates
+//! line by line.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use thiserror::Error;
+use toml::Spanned;
+
+use crate::net::Proto;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {err}")]
+    Read { file: String, err: String },
+    #[error("{file}:{line}: {msg}")]
+    At {
+        file: String,
+        line: usize,
+        msg: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub core: Core,
+    #[serde(default)]
+    pub tls: Option<Tls>,
+    #[serde(default)]
+    pub dns: Dns,
+    pub routing: Routing,
+    #[serde(default)]
+    pub modparam: BTreeMap<String, BTreeMap<String, Spanned<toml::Value>>>,
+    /// Directory of the config file; relative paths in it are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    #[serde(skip)]
+    pub listen: Vec<ListenSpec>,
+    #[serde(skip)]
+    pub egress: Option<Vec<IpNet>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Core {
+    #[serde(default = "default_listen")]
+    pub listen: Vec<Spanned<String>>,
+    /// Host names that are "myself" besides the listen addresses.
+    #[serde(default)]
+    pub alias: Vec<String>,
+    /// CIDRs messages may be sent to; absent = anywhere.
+    #[serde(default)]
+    pub egress_allow: Option<Vec<Spanned<String>>>,
+    /// Routing workers (threads); each has its own script state.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Modules to load (default: all built-in modules).
+    #[serde(default)]
+    pub modules: Option<Vec<Spanned<String>>>,
+    #[serde(default = "default_server")]
+    pub server_header: String,
+    /// Seconds an idle TCP/TLS/WS connection is kept.
+    #[serde(default = "default_idle")]
+    pub tcp_idle_timeout: u64,
+    /// Most simultaneous stream connections.
+    #[serde(default = "default_max_conns")]
+    pub tcp_max_connections: usize,
+    /// Seconds a connection may take to deliver one complete message (slowloris bound).
+    #[serde(default = "default_msg_timeout")]
+    pub tcp_message_timeout: u64,
+    /// Names for `KSR.kx.ifdef` (Kamailio's `#!define`), as `NAME` or `NAME=value`.
+    #[serde(default)]
+    pub define: Vec<String>,
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Core {
+            listen: default_listen(),
+            alias: Vec::new(),
+            egress_allow: None,
+            workers: default_workers(),
+            modules: None,
+            server_header: default_server(),
+            tcp_idle_timeout: default_idle(),
+            tcp_max_connections: default_max_conns(),
+            tcp_message_timeout: default_msg_timeout(),
+            define: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<Spanned<String>> {
+    vec![Spanned::new(0..0, "udp:127.0.0.1:5060".to_string())]
+}
+fn default_workers() -> usize {
+    2
+}
+fn default_server() -> String {
+    format!("kemibox {}", env!("CARGO_PKG_VERSION"))
+}
+fn default_idle() -> u64 {
+    120
+}
+fn default_max_conns() -> usize {
+    4096
+}
+fn default_msg_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    /// CA certificates trusted for outbound TLS connections (none: no outbound TLS).
+    #[serde(default)]
+    pub ca_list: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// Resolve names from /etc/hosts only; never ask a DNS server.
+    #[serde(default)]
+    pub hosts_only: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    pub engine: Spanned<String>,
+    pub script: Spanned<PathBuf>,
+}
+
+/// One parsed `listen` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub proto: Proto,
+    pub addr: SocketAddr,
+    pub advertise: Option<(String, u16)>,
+}
+
+/// Parses `proto:addr:port[ advertise host:port]`, e.g. `udp:[::1]:5060`.
+pub fn parse_listen(s: &str) -> Result<ListenSpec, String> {
+    let (main, adv) = match s.split_once(" advertise ") {
+        Some((m, a)) => (m.trim(), Some(a.trim())),
+        None => (s.trim(), None),
+    };
+    let (proto, rest) = main
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: expected proto:address:port"))?;
+    let proto = Proto::parse(proto).ok_or_else(|| format!("`{s}`: unknown protocol `{proto}`"))?;
+    let addr: SocketAddr = rest
+        .parse()
+        .map_err(|_| format!("`{s}`: `{rest}` is not address:port (IPv6 in brackets)"))?;
+    let advertise = match adv {
+        None => None,
+        Some(a) => {
+            let (h, p) = a
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{s}`: advertise needs host:port"))?;
+            Some((
+                h.to_string(),
+                p.parse()
+                    .map_err(|_| format!("`{s}`: bad advertised port `{p}`"))?,
+            ))
+        }
+    };
+    Ok(ListenSpec {
+        proto,
+        addr,
+        advertise,
+    })
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src[..offset.min(src.len())]
+        .bytes()
+        .filter(|&c| c == b'\n')
+        .count()
+        + 1
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            file: file.clone(),
+            err: e.to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::from_str(&src, &file, base)
+    }
+
+    pub fn from_str(src: &str, file: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
+        let at = |offset: usize, msg: String| ConfigError::At {
+            file: file.to_string(),
+            line: line_of(src, offset),
+            msg,
+        };
+        let mut cfg: Config = toml::from_str(src).map_err(|e| {
+            let off = e.span().map(|s| s.start).unwrap_or(0);
+            at(off, e.message().to_string())
+        })?;
+        cfg.base_dir = base_dir;
+        for l in &cfg.core.listen {
+            let spec = parse_listen(l.get_ref())
+                .map_err(|m| at(l.span().start, format!("core.listen: {m}")))?;
+            if spec.proto.is_secure() && cfg.tls.is_none() {
+                return Err(at(
+                    l.span().start,
+                    format!("core.listen: `{}` needs a [tls] section", l.get_ref()),
+                ));
+            }
+            cfg.listen.push(spec);
+        }
+        if cfg.listen.is_empty() {
+            return Err(at(0, "core.listen: no listen socket".into()));
+        }
+        if let Some(list) = &cfg.core.egress_allow {
+            let mut nets = Vec::new();
+            for n in list {
+                let text = n.get_ref();
+                let net = text
+                    .parse::<IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        at(
+                            n.span().start,
+                            format!("core.egress_allow: `{text}` is not a CIDR"),
+                        )
+                    })?;
+                nets.push(net);
+            }
+            cfg.egress = Some(nets);
+        }
+        if cfg.core.workers == 0 || cfg.core.workers > 256 {
+            return Err(at(0, "core.workers: must be 1..=256".into()));
+        }
+        if let Some(mods) = &cfg.core.modules {
+            for m in mods {
+                if !crate::modules::AVAILABLE.contains(&m.get_ref().as_str()) {
+                    return Err(at(
+                        m.span().start,
+                        format!("core.modules: unknown module `{}`", m.get_ref()),
+                    ));
+                }
+            }
+        }
+        let engine = &cfg.routing.engine;
+        if engine.get_ref() != "lua" {
+            return Err(at(
+                engine.span().start,
+                format!(
+                    "routing.engine: `{}` is not available (this build has \"lua\")",
+                    engine.get_ref()
+                ),
+            ));
+        }
+        let script = cfg.script_path();
+        if !script.is_file() {
+            return Err(at(
+                cfg.routing.script.span().start,
+                format!(
+                    "routing.script: `{}` is not a readable file",
+                    script.display()
+                ),
+            ));
+        }
+        for (module, params) in &cfg.modparam {
+            let known = crate::modules::modparams_of(module).ok_or_else(|| {
+                let off = params.values().next().map(|v| v.span().start).unwrap_or(0);
+                at(off, format!("modparam.{module}: unknown module"))
+            })?;
+            for (key, val) in params {
+                let Some((_, kind)) = known.iter().find(|(k, _)| k == key) else {
+                    return Err(at(
+                        val.span().start,
+                        format!("modparam.{module}.{key}: unknown parameter"),
+                    ));
+                };
+                let ok = match kind {
+                    ParamKind::Int => val.get_ref().is_integer(),
+                    ParamKind::Str => val.get_ref().is_str(),
+                };
+                if !ok {
+                    return Err(at(
+                        val.span().start,
+                        format!("modparam.{module}.{key}: expected {kind:?}"),
+                    ));
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn script_path(&self) -> PathBuf {
+        self.resolve(self.routing.script.get_ref())
+    }
+
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    pub fn modules(&self) -> Vec<String> {
+        match &self.core.modules {
+            Some(m) => m.iter().map(|s| s.get_ref().clone()).collect(),
+            None => crate::modules::AVAILABLE
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    /// The value of a define (`Some("")` for a define without value).
+    pub fn define(&self, name: &str) -> Option<&str> {
+        self.core
+            .define
+            .iter()
+            .find_map(|d| match d.split_once('=') {
+                Some((n, v)) if n.trim() == name => Some(v.trim()),
+                None if d.trim() == name => Some(""),
+                _ => None,
+            })
+    }
+
+    pub fn modparam_int(&self, module: &str, key: &str, default: i64) -> i64 {
+        self.modparam
+            .get(module)
+            .and_then(|m| m.get(key))
+            .and_then(|v| v.get_ref().as_integer())
+            .unwrap_or(default)
+    }
+
+    pub fn modparam_str<'a>(&'a self, module: &str, key: &str, default: &'a str) -> &'a str {
+        self.modparam
+            .get(module)
+            .and_then(|m| m.get(key))
+            .and_then(|v| v.get_ref().as_str())
+            .unwrap_or(default)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    Int,
+    Str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(src: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir();
+        std::fs::write(dir.join("kemibox-cfg-test.lua"), "").ok();
+        Config::from_str(src, "test.toml", dir)
+    }
+
+    const OK: &str = "[core]\nlisten = [\"udp:127.0.0.1:5060\", \"udp:[::1]:5060\"]\n\
+        egress_allow = [\"127.0.0.0/8\", \"::1/128\"]\n\
+        [routing]\nengine = \"lua\"\nscript = \"kemibox-cfg-test.lua\"\n\
+        [modparam.maxfwd]\nmax_limit = 70\n";
+
+    #[test]
+    fn good_config() {
+        let c = load(OK).expect("valid");
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen[1].addr, "[::1]:5060".parse().unwrap());
+        assert_eq!(c.modparam_int("maxfwd", "max_limit", 1), 70);
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let bad = OK.replace("udp:[::1]:5060", "udp:::1:5060");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("test.toml:2:") && e.contains("core.listen"),
+            "{e}"
+        );
+        let bad = OK.replace("max_limit", "max_limt");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("test.toml:8:") && e.contains("max_limt"),
+            "{e}"
+        );
+        let bad = OK.replace("engine = \"lua\"", "engine = \"cobol\"");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("test.toml:5:"), "{e}");
+        let bad = OK.replace("[core]", "[core]\nlistne = []");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("test.toml:2:") && e.contains("listne"), "{e}");
+    }
+}

@@ -1,0 +1,294 @@
+//! The native Lua engine (mlua, vendored Lua 5.4): one Lua state per worker thread, with a
+//! `KSR` table built from the KEMI registry, running Kamailio's KEMI event callbacks.
+//!
+//! As in Kamailio's app_lua: only loaded modules appear under `KSR`, `KSR.x.exit()` stops
+//! the script from any call depth (an error carrying a sentinel, caught after the call),
+//! `KSR.x.drop()` marks the message dropped and exits.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mlua::{Function, Lua, MultiValue, Value};
+use thiserror::Error;
+
+use crate::kemi::{full_name, Ctx, Env, KemiError, PType, RType, Val};
+
+/// The message Kamailio's app_lua uses for `KSR.x.exit`; kept for scripts that look at
+/// a caught error.
+pub const EXIT_SENTINEL: &str = "~~ksr~exit~~";
+
+#[derive(Debug, Error)]
+pub enum LuaError {
+    #[error("{path}: cannot read script: {err}")]
+    Read { path: String, err: String },
+    #[error("{0}")]
+    Load(String),
+}
+
+/// The script as loaded from disk; every worker builds its own Lua state from it.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub path: PathBuf,
+    pub source: Arc<str>,
+}
+
+impl Script {
+    pub fn read(path: &Path) -> Result<Script, LuaError> {
+        let source = std::fs::read_to_string(path).map_err(|e| LuaError::Read {
+            path: path.display().to_string(),
+            err: e.to_string(),
+        })?;
+        Ok(Script {
+            path: path.to_path_buf(),
+            source: source.into(),
+        })
+    }
+}
+
+/// How a route call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The function returned or called `KSR.x.exit()`/`KSR.x.drop()`.
+    Done,
+    /// The callback is not defined in the script.
+    Missing,
+    /// A Lua runtime error, with its message (file:line and traceback).
+    Error(String),
+}
+
+#[derive(Debug)]
+struct ExitSignal;
+
+impl std::fmt::Display for ExitSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(EXIT_SENTINEL)
+    }
+}
+
+impl std::error::Error for ExitSignal {}
+
+fn is_exit(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<ExitSignal>().is_some(),
+        mlua::Error::CallbackError { cause, .. } => is_exit(cause),
+        mlua::Error::WithContext { cause, .. } => is_exit(cause),
+        mlua::Error::RuntimeError(m) => m == EXIT_SENTINEL,
+        _ => false,
+    }
+}
+
+type Slot = Rc<RefCell<Option<Ctx>>>;
+
+/// One Lua state with `KSR` bound to the registry.
+pub struct LuaEngine {
+    lua: Lua,
+    slot: Slot,
+    /// `$var(..)` values live as long as the worker, as in Kamailio.
+    vars: HashMap<String, Val>,
+    routes: HashMap<String, Option<Function>>,
+}
+
+impl LuaEngine {
+    pub fn new(script: &Script, env: &Arc<Env>) -> Result<LuaEngine, LuaError> {
+        let lua = Lua::new();
+        let slot: Slot = Rc::new(RefCell::new(None));
+        build_ksr(&lua, env, &slot).map_err(|e| LuaError::Load(e.to_string()))?;
+        let name = format!("@{}", script.path.display());
+        lua.load(&*script.source)
+            .set_name(name)
+            .exec()
+            .map_err(|e| LuaError::Load(e.to_string()))?;
+        if lua
+            .globals()
+            .get::<Option<Function>>("ksr_request_route")
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            return Err(LuaError::Load(format!(
+                "{}: no function ksr_request_route",
+                script.path.display()
+            )));
+        }
+        Ok(LuaEngine {
+            lua,
+            slot,
+            vars: HashMap::new(),
+            routes: HashMap::new(),
+        })
+    }
+
+    /// True when the script defines a global function of that name.
+    pub fn has_route(&mut self, name: &str) -> bool {
+        self.route_fn(name).is_some()
+    }
+
+    fn route_fn(&mut self, name: &str) -> Option<Function> {
+        if let Some(f) = self.routes.get(name) {
+            return f.clone();
+        }
+        let f = self
+            .lua
+            .globals()
+            .get::<Option<Function>>(name)
+            .ok()
+            .flatten();
+        self.routes.insert(name.to_string(), f.clone());
+        f
+    }
+
+    /// Runs the route function `name` on the message in `ctx`, returning the context
+    /// (`None` only if the context was lost, which the engine never does).
+    pub fn run(&mut self, mut ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
+        let Some(f) = self.route_fn(name) else {
+            return Some((ctx, Outcome::Missing));
+        };
+        std::mem::swap(&mut ctx.vars, &mut self.vars);
+        *self.slot.borrow_mut() = Some(ctx);
+        let r = f.call::<()>(());
+        let mut ctx = self.slot.borrow_mut().take()?;
+        std::mem::swap(&mut ctx.vars, &mut self.vars);
+        let outcome = match r {
+            Ok(()) => Outcome::Done,
+            Err(e) if is_exit(&e) => Outcome::Done,
+            Err(e) => Outcome::Error(e.to_string()),
+        };
+        Some((ctx, outcome))
+    }
+}
+
+/// Converts a Lua argument to a KEMI parameter the way app_lua does
+/// (lua_tostring / lua_tointeger).
+fn to_param(v: &Value, t: PType) -> Val {
+    match t {
+        PType::Str => match v {
+            Value::String(s) => Val::Str(s.to_string_lossy()),
+            Value::Integer(i) => Val::Str(i.to_string()),
+            Value::Number(n) => Val::Str(n.to_string()),
+            _ => Val::Str(String::new()),
+        },
+        PType::Int => match v {
+            Value::Integer(i) => Val::Int(*i),
+            Value::Number(n) => Val::Int(*n as i64),
+            Value::String(s) => Val::Int(
+                s.to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                    .unwrap_or(0),
+            ),
+            _ => Val::Int(0),
+        },
+    }
+}
+
+fn to_lua(lua: &Lua, v: Val) -> mlua::Result<Value> {
+    Ok(match v {
+        Val::None => Value::Nil,
+        Val::Bool(b) => Value::Boolean(b),
+        Val::Int(i) => Value::Integer(i),
+        Val::Str(s) => Value::String(lua.create_string(&s)?),
+    })
+}
+
+fn build_ksr(lua: &Lua, env: &Arc<Env>, slot: &Slot) -> mlua::Result<()> {
+    let ksr = lua.create_table()?;
+    let mut tables: HashMap<&'static str, mlua::Table> = HashMap::new();
+    for (idx, e) in env.registry.exports().iter().enumerate() {
+        let env2 = env.clone();
+        let slot2 = slot.clone();
+        let params = e.params;
+        let ret = e.ret;
+        let f = lua.create_function(move |lua, args: MultiValue| {
+            let export = &env2.registry.exports()[idx];
+            if args.len() < params.len() {
+                tracing::error!(target: "script", "not enough parameters for: {}", full_name(export));
+                return Ok(Value::Boolean(false));
+            }
+            let vals: Vec<Val> = params
+                .iter()
+                .zip(args.iter())
+                .map(|(t, v)| to_param(v, *t))
+                .collect();
+            let result = {
+                let mut guard = slot2.borrow_mut();
+                let Some(ctx) = guard.as_mut() else {
+                    return Err(mlua::Error::RuntimeError(format!(
+                        "{} called outside a route",
+                        full_name(export)
+                    )));
+                };
+                env2.registry.call(idx, ctx, &vals)
+            };
+            match result {
+                Ok(v) => match (ret, v) {
+                    (RType::None, _) if params.is_empty() => Ok(Value::Boolean(false)),
+                    (RType::None, _) => Ok(Value::Integer(0)),
+                    (_, v) => to_lua(lua, v),
+                },
+                Err(KemiError::Exit) | Err(KemiError::Drop) => {
+                    Err(mlua::Error::external(ExitSignal))
+                }
+                Err(KemiError::Args(f, m)) => {
+                    tracing::error!(target: "script", "{f}: {m}");
+                    Ok(Value::Boolean(false))
+                }
+            }
+        })?;
+        if e.module.is_empty() {
+            ksr.set(e.name, f)?;
+        } else {
+            let t = match tables.get(e.module) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = lua.create_table()?;
+                    ksr.set(e.module, t.clone())?;
+                    tables.insert(e.module, t.clone());
+                    t
+                }
+            };
+            t.set(e.name, f)?;
+        }
+    }
+    // KSR.route("name") runs the script function of that name (Kamailio runs a cfg
+    // route of that name; with a KEMI-only config the script is where routes live).
+    let route = lua.create_function(|lua, name: String| {
+        match lua.globals().get::<Option<Function>>(name.as_str())? {
+            Some(f) => {
+                f.call::<()>(())?;
+                Ok(1)
+            }
+            None => Ok(-1),
+        }
+    })?;
+    ksr.set("route", route)?;
+    lua.globals().set("KSR", ksr)?;
+    Ok(())
+}
+
+thread_local! {
+    static WORKER: RefCell<Option<(u64, LuaEngine)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this worker thread's engine for script generation `generation`,
+/// building it on first use (or after a reload).
+pub fn with_worker_engine<T>(
+    generation: u64,
+    script: &Script,
+    env: &Arc<Env>,
+    f: impl FnOnce(&mut LuaEngine) -> T,
+) -> Result<T, LuaError> {
+    WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        let stale = !matches!(&*w, Some((g, _)) if *g == generation);
+        if stale {
+            *w = Some((generation, LuaEngine::new(script, env)?));
+        }
+        match w.as_mut() {
+            Some((_, engine)) => Ok(f(engine)),
+            None => Err(LuaError::Load("engine missing".into())),
+        }
+    })
+}

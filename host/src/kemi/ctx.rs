@@ -1,0 +1,141 @@
+//! `Ctx`: the per-message state a KEMI function works on, and `Env`, what it may reach.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::net::{Net, Proto};
+use crate::sip::lump::Lumps;
+use crate::sip::{HdrName, Message};
+use crate::stats::Stats;
+
+use super::{Registry, Val};
+
+/// Where and how a message arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvInfo {
+    pub proto: Proto,
+    pub src: SocketAddr,
+    pub local: SocketAddr,
+    /// Connection id for stream transports.
+    pub conn: Option<u64>,
+}
+
+/// Which event route is running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    Request,
+    Reply,
+    Onsend,
+}
+
+/// Everything shared by all messages: configuration, registry, network, counters.
+pub struct Env {
+    pub cfg: Arc<Config>,
+    pub registry: Registry,
+    pub net: Arc<dyn Net>,
+    pub stats: Arc<Stats>,
+    /// The fixed first part of the To-tag of stateless replies (per process start).
+    pub sl_tag_prefix: String,
+}
+
+/// Per-message state.
+pub struct Ctx {
+    pub env: Arc<Env>,
+    pub msg: Message,
+    pub lumps: Lumps,
+    /// Header lines added to locally generated replies (`hdr.append_to_reply`).
+    pub reply_lumps: Vec<String>,
+    /// Body (and its Content-Type) for locally generated replies.
+    pub reply_body: Option<(String, Bytes)>,
+    pub rcv: RecvInfo,
+    pub route: RouteKind,
+    /// The Request-URI after seturi/setuser/... (Kamailio's `new_uri`).
+    pub new_uri: Option<String>,
+    pub dst_uri: Option<String>,
+    pub flags: u32,
+    pub bflags: u32,
+    pub sflags: u32,
+    pub force_rport: bool,
+    pub fwd_no_connect: bool,
+    pub fwd_close: bool,
+    pub reply_no_connect: bool,
+    pub reply_close: bool,
+    /// `set_drop`/`x.drop`: a reply in reply_route is not forwarded.
+    pub drop: bool,
+    /// A final reply was sent from the script.
+    pub final_replied: bool,
+    pub avps: Vec<(String, Val)>,
+    pub xavps: HashMap<String, Vec<Vec<(String, Val)>>>,
+    /// `$var(..)`: per-worker script variables, lent to the message while it runs.
+    pub vars: HashMap<String, Val>,
+    /// Extra branches from `corex.append_branch*` (uri, q).
+    pub branches: Vec<(String, Option<String>)>,
+    /// Error to report by `sl_reply_error` (code, reason).
+    pub last_error: Option<(u16, &'static str)>,
+}
+
+impl Ctx {
+    pub fn new(env: Arc<Env>, msg: Message, rcv: RecvInfo, route: RouteKind) -> Ctx {
+        Ctx {
+            env,
+            msg,
+            lumps: Lumps::default(),
+            reply_lumps: Vec::new(),
+            reply_body: None,
+            rcv,
+            route,
+            new_uri: None,
+            dst_uri: None,
+            flags: 0,
+            bflags: 0,
+            sflags: 0,
+            force_rport: false,
+            fwd_no_connect: false,
+            fwd_close: false,
+            reply_no_connect: false,
+            reply_close: false,
+            drop: false,
+            final_replied: false,
+            avps: Vec::new(),
+            xavps: HashMap::new(),
+            vars: HashMap::new(),
+            branches: Vec::new(),
+            last_error: None,
+        }
+    }
+
+    /// The current Request-URI: the rewritten one, else the request line's.
+    pub fn ruri(&self) -> Option<&str> {
+        match &self.new_uri {
+            Some(u) => Some(u.as_str()),
+            None => self.msg.ruri(),
+        }
+    }
+
+    /// The next-hop URI: `$du` when set, else the Request-URI.
+    pub fn nh_uri(&self) -> Option<&str> {
+        match &self.dst_uri {
+            Some(u) => Some(u.as_str()),
+            None => self.ruri(),
+        }
+    }
+
+    /// URI of a name-addr header (From/To/first Contact).
+    pub fn hdr_uri(&self, name: HdrName) -> Option<&str> {
+        let h = self.msg.header(name)?;
+        let v = crate::sip::hdr::split_list(&self.msg, h.value)
+            .into_iter()
+            .next()?;
+        crate::sip::hdr::parse_name_addr(self.msg.text(v))
+            .ok()
+            .map(|n| n.uri)
+    }
+
+    pub fn is_reply(&self) -> bool {
+        !self.msg.is_request()
+    }
+}

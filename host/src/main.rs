@@ -1,0 +1,80 @@
+//! `kemibox run -c FILE` / `kemibox check -c FILE`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kemibox::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "kemibox",
+    version,
+    about = "SIP proxy with KEMI routing scripts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server in the foreground, logging to stderr.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Validate the config and the routing script, then exit.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Check { config } => {
+            let cfg = Config::load(&config)?;
+            kemibox::server::check(cfg)?;
+            println!("{}: OK", config.display());
+            Ok(())
+        }
+        Cmd::Run { config } => {
+            let cfg = Config::load(&config)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(cfg.core.workers)
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            rt.block_on(async move {
+                let server = kemibox::server::start(cfg).await?;
+                wait_for_shutdown().await;
+                tracing::info!(stats = ?server.env.stats.snapshot(), "shutting down");
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

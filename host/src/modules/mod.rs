@@ -1,0 +1,65 @@
+//! KEMI modules. Each exports its functions into the registry and nothing else knows its
+//! internals. Names, parameters and return codes are Kamailio's.
+
+use crate::config::ParamKind;
+use crate::kemi::Export;
+
+pub mod corex;
+pub mod hdr;
+pub mod kx;
+pub mod maxfwd;
+pub mod pv;
+pub mod sanity;
+pub mod siputils;
+pub mod sl;
+pub mod textops;
+pub mod x;
+
+mod core;
+
+/// Modules that can be named in `[core] modules` (the core, `pv`, `hdr` and `x` are
+/// always loaded).
+pub const AVAILABLE: &[&str] = &[
+    "sl", "maxfwd", "sanity", "siputils", "kx", "corex", "textops",
+];
+
+/// The exports of one module (`""` is the core).
+pub fn exports_of(module: &str) -> Vec<Export> {
+    match module {
+        "" => core::exports(),
+        "x" => x::exports(),
+        "pv" => pv::exports(),
+        "hdr" => hdr::exports(),
+        "sl" => sl::exports(),
+        "maxfwd" => maxfwd::exports(),
+        "sanity" => sanity::exports(),
+        "siputils" => siputils::exports(),
+        "kx" => kx::exports(),
+        "corex" => corex::exports(),
+        "textops" => textops::exports(),
+        _ => Vec::new(),
+    }
+}
+
+/// The modparams a module accepts, with their types.
+pub fn modparams_of(module: &str) -> Option<&'static [(&'static str, ParamKind)]> {
+    Some(match module {
+        "maxfwd" => &[("max_limit", ParamKind::Int)],
+        "sanity" => &[
+            ("default_checks", ParamKind::Int),
+            ("uri_checks", ParamKind::Int),
+            ("proxy_require", ParamKind::Str),
+            ("autodrop", ParamKind::Int),
+            ("noreply", ParamKind::Int),
+        ],
+        "siputils" => &[
+            ("options_accept", ParamKind::Str),
+            ("options_accept_encoding", ParamKind::Str),
+            ("options_accept_language", ParamKind::Str),
+            ("options_support", ParamKind::Str),
+        ],
+        "sl" => &[("bind_tm", ParamKind::Int)],
+        "kx" | "corex" | "textops" => &[],
+        _ => return None,
+    })
+}

@@ -1,0 +1,137 @@
+//! The receive pipeline: parse, validate, run the routing script, forward replies.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::engine::lua::{with_worker_engine, Outcome, Script};
+use crate::kemi::{Ctx, Env, RecvInfo, RouteKind};
+use crate::sip::{HdrName, Message, Method};
+use crate::stats::Stats;
+
+use super::forward::{forward_reply, ReplyFwdError};
+use super::reply::send_reply;
+
+pub const REQUEST_ROUTE: &str = "ksr_request_route";
+pub const REPLY_ROUTE: &str = "ksr_reply_route";
+
+/// Routes every received message through the script.
+pub struct Router {
+    env: Arc<Env>,
+    script: Script,
+    generation: u64,
+}
+
+impl Router {
+    pub fn new(env: Arc<Env>, script: Script) -> Router {
+        Router {
+            env,
+            script,
+            generation: 1,
+        }
+    }
+
+    pub fn env(&self) -> &Arc<Env> {
+        &self.env
+    }
+
+    pub fn handle(&self, data: Bytes, rcv: RecvInfo) {
+        let stats = &self.env.stats;
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                Stats::inc(&stats.parse_errors);
+                tracing::debug!(src = %rcv.src, "dropped unparsable message: {e}");
+                return;
+            }
+        };
+        if msg.is_request() {
+            Stats::inc(&stats.rcv_requests);
+            self.request(msg, rcv);
+        } else {
+            Stats::inc(&stats.rcv_replies);
+            self.reply(msg, rcv);
+        }
+    }
+
+    fn request(&self, msg: Message, rcv: RecvInfo) {
+        let invalid = msg.validate().err();
+        let mut ctx = Ctx::new(self.env.clone(), msg, rcv, RouteKind::Request);
+        if let Some(inv) = invalid {
+            Stats::inc(&self.env.stats.invalid_requests);
+            tracing::debug!(src = %rcv.src, "invalid request: {inv}");
+            // A reply needs a Via to travel back on; ACKs are never answered.
+            if ctx.msg.header(HdrName::Via).is_some() && ctx.msg.method() != Some(Method::Ack) {
+                let _ = send_reply(&mut ctx, inv.code, inv.reason);
+            }
+            return;
+        }
+        if rcv.proto.is_stream() {
+            // Replies must find this connection again: record the source port (RFC 3581).
+            ctx.force_rport = true;
+        }
+        let result = with_worker_engine(self.generation, &self.script, &self.env, |eng| {
+            eng.run(ctx, REQUEST_ROUTE)
+        });
+        match result {
+            Ok(Some((mut ctx, outcome))) => {
+                if let Outcome::Error(e) = outcome {
+                    Stats::inc(&self.env.stats.script_errors);
+                    tracing::error!(
+                        callid = ctx.msg.call_id().unwrap_or(""),
+                        "error from Lua: {e}"
+                    );
+                    if !ctx.final_replied && ctx.msg.method() != Some(Method::Ack) {
+                        let _ = send_reply(&mut ctx, 500, "Server Internal Error");
+                    }
+                }
+            }
+            Ok(None) => tracing::error!("routing context lost"),
+            Err(e) => {
+                Stats::inc(&self.env.stats.script_errors);
+                tracing::error!("script engine: {e}");
+            }
+        }
+    }
+
+    fn reply(&self, msg: Message, rcv: RecvInfo) {
+        if let Err(inv) = msg.validate() {
+            Stats::inc(&self.env.stats.invalid_replies);
+            tracing::debug!(src = %rcv.src, "invalid reply dropped: {inv}");
+            return;
+        }
+        let ctx = Ctx::new(self.env.clone(), msg, rcv, RouteKind::Reply);
+        let result = with_worker_engine(self.generation, &self.script, &self.env, |eng| {
+            eng.run(ctx, REPLY_ROUTE)
+        });
+        let mut ctx = match result {
+            Ok(Some((ctx, Outcome::Done | Outcome::Missing))) => ctx,
+            Ok(Some((ctx, Outcome::Error(e)))) => {
+                Stats::inc(&self.env.stats.script_errors);
+                tracing::warn!(
+                    callid = ctx.msg.call_id().unwrap_or(""),
+                    "error while trying onreply script: {e}"
+                );
+                return;
+            }
+            Ok(None) => return,
+            Err(e) => {
+                Stats::inc(&self.env.stats.script_errors);
+                tracing::error!("script engine: {e}");
+                return;
+            }
+        };
+        if ctx.drop {
+            Stats::inc(&self.env.stats.drops);
+            return;
+        }
+        match forward_reply(&mut ctx) {
+            Ok(()) => {}
+            Err(ReplyFwdError::NotOurs) => {
+                Stats::inc(&self.env.stats.drops);
+                tracing::debug!("reply whose top Via is not ours dropped");
+            }
+            Err(e) => tracing::debug!("reply not forwarded: {e}"),
+        }
+    }
+}

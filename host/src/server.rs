@@ -1,0 +1,99 @@
+//! Start-up: config to running sockets.
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::engine::lua::{LuaEngine, LuaError, Script};
+use crate::kemi::{Env, Registry, RegistryError};
+use crate::net::{Listener, Net, Offline};
+use crate::proxy::pipeline::Router;
+use crate::stats::Stats;
+use crate::transport::{TransportError, Transports};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Script(#[from] LuaError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// A running server.
+pub struct Server {
+    pub env: Arc<Env>,
+    pub transports: Arc<Transports>,
+    pub router: Arc<Router>,
+}
+
+fn sl_tag_prefix() -> String {
+    use rand::Rng;
+    let mut r = rand::rng();
+    (0..32)
+        .map(|_| format!("{:x}", r.random_range(0..16u8)))
+        .collect()
+}
+
+pub fn make_env(
+    cfg: Arc<Config>,
+    net: Arc<dyn Net>,
+    stats: Arc<Stats>,
+) -> Result<Arc<Env>, StartError> {
+    let registry = Registry::build(&cfg.modules())?;
+    Ok(Arc::new(Env {
+        cfg,
+        registry,
+        net,
+        stats,
+        sl_tag_prefix: sl_tag_prefix(),
+    }))
+}
+
+/// Validates a config fully without opening sockets: registry and script.
+pub fn check(cfg: Config) -> Result<(), StartError> {
+    let script = Script::read(&cfg.script_path())?;
+    let listeners: Vec<Listener> = cfg
+        .listen
+        .iter()
+        .map(|l| Listener {
+            proto: l.proto,
+            addr: l.addr,
+            advertise: l.advertise.clone(),
+        })
+        .collect();
+    let env = make_env(
+        Arc::new(cfg),
+        Arc::new(Offline { listeners }),
+        Arc::new(Stats::default()),
+    )?;
+    LuaEngine::new(&script, &env)?;
+    Ok(())
+}
+
+/// Binds the sockets, loads the script and starts receiving. Needs a multi-thread runtime.
+pub async fn start(cfg: Config) -> Result<Server, StartError> {
+    let cfg = Arc::new(cfg);
+    let stats = Arc::new(Stats::default());
+    let script = Script::read(&cfg.script_path())?;
+    let transports = Transports::bind(&cfg, stats.clone()).await?;
+    let env = make_env(cfg.clone(), transports.clone(), stats)?;
+    // Load once here so a broken script stops start-up with its error.
+    LuaEngine::new(&script, &env)?;
+    let router = Arc::new(Router::new(env.clone(), script));
+    let r2 = router.clone();
+    transports.start(
+        Arc::new(move |data, rcv| r2.handle(data, rcv)),
+        cfg.core.workers,
+    );
+    for l in transports.listeners() {
+        tracing::info!("listening on {}:{}", l.proto.lower(), l.addr);
+    }
+    Ok(Server {
+        env,
+        transports,
+        router,
+    })
+}

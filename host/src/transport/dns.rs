@@ -1,0 +1,138 @@
+//! Name resolution for next hops: IP literals never touch DNS; `/etc/hosts` first; then
+//! RFC 3263 order (SRV for the transport, then A/AAAA) with hickory-resolver, unless
+//! `[dns] hosts_only` is set.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_resolver::TokioResolver;
+
+use crate::net::{Proto, SendError};
+use crate::sip::hdr::parse_ipv6_lenient;
+
+use super::TransportError;
+
+pub struct Resolver {
+    hosts: HashMap<String, Vec<IpAddr>>,
+    dns: Option<TokioResolver>,
+}
+
+/// Parses /etc/hosts text into name -> addresses.
+pub fn parse_hosts(text: &str) -> HashMap<String, Vec<IpAddr>> {
+    let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        for name in words {
+            map.entry(name.to_ascii_lowercase()).or_default().push(ip);
+        }
+    }
+    map
+}
+
+impl Resolver {
+    pub fn new(hosts_only: bool) -> Result<Resolver, TransportError> {
+        let hosts = parse_hosts(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());
+        let dns = if hosts_only {
+            None
+        } else {
+            Some(
+                TokioResolver::builder_tokio()
+                    .map_err(|e| TransportError::Dns(e.to_string()))?
+                    .build(),
+            )
+        };
+        Ok(Resolver { hosts, dns })
+    }
+
+    pub fn resolve(
+        &self,
+        host: &str,
+        port: Option<u16>,
+        proto: Option<Proto>,
+        secure: bool,
+    ) -> Result<(Proto, SocketAddr), SendError> {
+        let default_proto = if secure { Proto::Tls } else { Proto::Udp };
+        let p = proto.unwrap_or(default_proto);
+        let port_or_default = port.unwrap_or(p.default_port());
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok((p, SocketAddr::new(ip, port_or_default)));
+        }
+        if let Some(v6) = parse_ipv6_lenient(host) {
+            return Ok((p, SocketAddr::new(IpAddr::V6(v6), port_or_default)));
+        }
+        if let Some(ip) = self
+            .hosts
+            .get(&host.to_ascii_lowercase())
+            .and_then(|v| v.first())
+        {
+            return Ok((p, SocketAddr::new(*ip, port_or_default)));
+        }
+        let Some(dns) = &self.dns else {
+            return Err(SendError::Resolve(host.to_string()));
+        };
+        let dns = dns.clone();
+        let host_owned = host.to_string();
+        // The routing script is synchronous; wait for the lookup without stalling the
+        // other tasks of this worker's runtime.
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| SendError::Resolve(host.to_string()))?;
+        tokio::task::block_in_place(move || {
+            handle.block_on(async move {
+                if port.is_none() {
+                    let candidates: Vec<(Proto, &str)> = match proto {
+                        Some(Proto::Tcp) => vec![(Proto::Tcp, "_sip._tcp")],
+                        Some(Proto::Tls) => vec![(Proto::Tls, "_sips._tcp")],
+                        Some(Proto::Udp) => vec![(Proto::Udp, "_sip._udp")],
+                        Some(_) => vec![],
+                        None if secure => vec![(Proto::Tls, "_sips._tcp")],
+                        None => vec![
+                            (Proto::Udp, "_sip._udp"),
+                            (Proto::Tcp, "_sip._tcp"),
+                            (Proto::Tls, "_sips._tcp"),
+                        ],
+                    };
+                    for (p, prefix) in candidates {
+                        if let Ok(srv) = dns.srv_lookup(format!("{prefix}.{host_owned}.")).await {
+                            let mut recs: Vec<_> = srv.iter().cloned().collect();
+                            recs.sort_by_key(|r| (r.priority(), u16::MAX - r.weight()));
+                            for r in recs {
+                                if let Ok(ips) = dns.lookup_ip(r.target().to_utf8()).await {
+                                    if let Some(ip) = ips.iter().next() {
+                                        return Ok((p, SocketAddr::new(ip, r.port())));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                match dns.lookup_ip(host_owned.as_str()).await {
+                    Ok(ips) => ips
+                        .iter()
+                        .next()
+                        .map(|ip| (p, SocketAddr::new(ip, port_or_default)))
+                        .ok_or(SendError::Resolve(host_owned.clone())),
+                    Err(_) => Err(SendError::Resolve(host_owned.clone())),
+                }
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_file() {
+        let m = parse_hosts("127.0.0.1 localhost  proxy.test # c\n::1 ip6-localhost\n# x\n");
+        assert_eq!(
+            m["proxy.test"],
+            vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(m["ip6-localhost"], vec!["::1".parse::<IpAddr>().unwrap()]);
+    }
+}
