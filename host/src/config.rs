@@ -35,6 +35,8 @@ pub struct Config {
     pub tls: Option<Tls>,
     #[serde(default)]
     pub dns: Dns,
+    #[serde(default)]
+    pub control: Option<Control>,
     pub routing: Routing,
     #[serde(default)]
     pub modparam: BTreeMap<String, BTreeMap<String, Spanned<toml::Value>>>,
@@ -132,6 +134,15 @@ pub struct Dns {
     /// Resolve names from /etc/hosts only; never ask a DNS server.
     #[serde(default)]
     pub hosts_only: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Address of the control listener (`GET /metrics`), e.g. `127.0.0.1:5080`.
+    pub listen: Spanned<String>,
+    #[serde(skip)]
+    pub addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +253,15 @@ impl Config {
                 nets.push(net);
             }
             cfg.egress = Some(nets);
+        }
+        if let Some(c) = &mut cfg.control {
+            let addr = c.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+                at(
+                    c.listen.span().start,
+                    format!("control.listen: `{}` is not address:port", c.listen.get_ref()),
+                )
+            })?;
+            c.addr = Some(addr);
         }
         if cfg.core.workers == 0 || cfg.core.workers > 256 {
             return Err(at(0, "core.workers: must be 1..=256".into()));

@@ -2,6 +2,7 @@
 //! script (native Lua today; WebAssembly plugins build on the same registry).
 
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod kemi;
 pub mod modules;

@@ -91,6 +91,12 @@ pub async fn start(cfg: Config) -> Result<Server, StartError> {
     for l in transports.listeners() {
         tracing::info!("listening on {}:{}", l.proto.lower(), l.addr);
     }
+    if let Some(addr) = cfg.control.as_ref().and_then(|c| c.addr) {
+        let local = crate::control::serve(addr, env.stats.clone(), transports.clone())
+            .await
+            .map_err(|e| TransportError::Bind { proto: crate::net::Proto::Tcp, addr, err: e.to_string() })?;
+        tracing::info!("control (metrics) on http://{local}/metrics");
+    }
     Ok(Server {
         env,
         transports,

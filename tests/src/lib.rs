@@ -1,1 +1,275 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: start kemibox as a real process on free
+//! loopback ports, run sipp, talk SIP over UDP, read the metrics.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Root of the repository.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The kemibox binary built by `cargo build -p kemibox` (or `$KEMIBOX_BIN`).
+pub fn kemibox_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("KEMIBOX_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join("target"));
+    let bin = target.join("debug").join("kemibox");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p kemibox` first (the README's test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The shared corpus directory beside the repository.
+pub fn shared_dir() -> PathBuf {
+    let d = repo_root().join("..").join("shared");
+    assert!(d.is_dir(), "{} is missing: the torture corpora live there", d.display());
+    d
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh scratch directory under the system temp dir.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("kemibox-e2e-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 and ::1.
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let Ok(probe) = TcpListener::bind("127.0.0.1:0") else { continue };
+        let Ok(addr) = probe.local_addr() else { continue };
+        let p = addr.port();
+        drop(probe);
+        let ok = UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && UdpSocket::bind(("::1", p)).is_ok()
+            && TcpListener::bind(("::1", p)).is_ok();
+        if ok {
+            return p;
+        }
+    }
+    panic!("no free port found");
+}
+
+/// A running kemibox process; killed (by its PID) when dropped.
+pub struct Kemibox {
+    child: Child,
+    pub dir: PathBuf,
+    pub control: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Kemibox {
+    /// Starts kemibox with `config` (TOML; `CONTROL` is replaced by a free control
+    /// address and `SCRIPT` by the path of `script`), waiting until it serves metrics.
+    pub fn start(config: &str, script: &str) -> Kemibox {
+        let dir = scratch_dir("kb");
+        Self::start_in(dir, config, script)
+    }
+
+    pub fn start_in(dir: PathBuf, config: &str, script: &str) -> Kemibox {
+        let control: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let script_path = dir.join("script.lua");
+        std::fs::write(&script_path, script).expect("write script");
+        let cfg = config
+            .replace("CONTROL", &control.to_string())
+            .replace("SCRIPT", &script_path.display().to_string());
+        let cfg = if cfg.contains("[control]") {
+            cfg
+        } else {
+            format!("{cfg}\n[control]\nlisten = \"{control}\"\n")
+        };
+        let cfg_path = dir.join("kemibox.toml");
+        std::fs::write(&cfg_path, cfg).expect("write config");
+        let log = dir.join("kemibox.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(kemibox_bin())
+            .args(["run", "-c"])
+            .arg(&cfg_path)
+            .env("RUST_LOG", std::env::var("KEMIBOX_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn kemibox");
+        let mut kb = Kemibox { child, dir, control, log };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if kb.try_metrics().is_some() {
+                return kb;
+            }
+            if let Ok(Some(status)) = kb.child.try_wait() {
+                panic!("kemibox exited at start ({status}):\n{}", kb.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("kemibox did not come up:\n{}", kb.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn try_metrics(&self) -> Option<String> {
+        let mut s = TcpStream::connect_timeout(&self.control, Duration::from_millis(500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.starts_with("HTTP/1.0 200").then_some(out)
+    }
+
+    /// A counter from `/metrics` (`name` without the `kemibox_` prefix and `_total`).
+    pub fn metric(&self, name: &str) -> u64 {
+        let text = self.try_metrics().expect("metrics endpoint answers");
+        let key = format!("kemibox_{name}_total ");
+        let gauge = format!("kemibox_{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key).or_else(|| l.strip_prefix(&gauge)))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} not found in:\n{text}"))
+    }
+}
+
+impl Drop for Kemibox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::env::var("KEEP_E2E").is_err() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A background process (sipp UAS, stunnel) killed by PID when dropped.
+pub struct Bg(pub Child);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a command to completion, killing it after `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                break;
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+/// Successful and failed call counts from a sipp run's final statistics.
+pub fn sipp_counts(stdout: &str) -> (u64, u64) {
+    let last_num = |label: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with(label))
+            .last()
+            .and_then(|l| l.split('|').next_back())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (last_num("Successful call"), last_num("Failed call"))
+}
+
+/// Sends one datagram and waits for one answer (`None` on timeout).
+pub fn udp_exchange(sock: &UdpSocket, to: SocketAddr, msg: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    sock.send_to(msg, to).expect("send datagram");
+    sock.set_read_timeout(Some(wait)).expect("timeout");
+    let mut buf = vec![0u8; 65536];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// The status code of a SIP response.
+pub fn status_of(resp: &[u8]) -> Option<u16> {
+    let s = std::str::from_utf8(resp).ok()?;
+    let line = s.lines().next()?;
+    line.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+/// The reason phrase of a SIP response.
+pub fn reason_of(resp: &[u8]) -> String {
+    let s = String::from_utf8_lossy(resp);
+    s.lines()
+        .next()
+        .and_then(|l| l.get(12..))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// An OPTIONS request to `target` (a host:port of the proxy) from `local`.
+pub fn options_to(target: &str, local: SocketAddr, tag: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:{target} SIP/2.0\r\n\
+Via: SIP/2.0/UDP {local};branch=z9hG4bK-{tag}\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:probe@{local}>;tag={tag}\r\n\
+To: <sip:{target}>\r\n\
+Call-ID: {tag}@kemibox-e2e\r\n\
+CSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Minimal kemibox config for tests: `LISTEN` entries given, loopback egress only.
+pub fn config(listen: &[String], extra: &str) -> String {
+    let l: Vec<String> = listen.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        "[core]\nlisten = [{}]\negress_allow = [\"127.0.0.0/8\", \"::1/128\"]\nworkers = 2\n{extra}\n\
+[dns]\nhosts_only = true\n[routing]\nengine = \"lua\"\nscript = \"SCRIPT\"\n",
+        l.join(", ")
+    )
+}
+
+/// The example stateless script shipped in `examples/`.
+pub fn example_script() -> String {
+    std::fs::read_to_string(repo_root().join("examples/stateless.lua")).expect("examples/stateless.lua")
+}
+
+/// Looks a program up on PATH.
+pub fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}

@@ -175,7 +175,7 @@ pub fn forward_reply(ctx: &mut Ctx) -> Result<(), ReplyFwdError> {
         proto,
         addr: std::net::SocketAddr::new(ip, port),
         conn: None,
-        no_connect: proto.is_stream(),
+        no_connect: false,
         close: false,
     };
     let data = lumps.apply(msg.buf());

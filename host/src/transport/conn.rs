@@ -89,6 +89,16 @@ impl ConnTable {
         g.by_id.get(id).cloned()
     }
 
+    /// A connection to `peer` over any stream protocol: a reply's Via may name another
+    /// transport than the one the request came on (a TLS-terminating client, a WS client).
+    pub fn by_peer_any(&self, peer: SocketAddr) -> Option<Arc<Conn>> {
+        let g = self.inner.lock().ok()?;
+        [Proto::Tcp, Proto::Tls, Proto::Ws, Proto::Wss]
+            .iter()
+            .find_map(|p| g.by_peer.get(&(*p, peer)))
+            .and_then(|id| g.by_id.get(id).cloned())
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().map(|g| g.by_id.len()).unwrap_or(0)
     }

@@ -189,7 +189,8 @@ impl Net for Transports {
                 let found = dest
                     .conn
                     .and_then(|id| self.conns.get(id))
-                    .or_else(|| self.conns.by_peer(proto, dest.addr));
+                    .or_else(|| self.conns.by_peer(proto, dest.addr))
+                    .or_else(|| self.conns.by_peer_any(dest.addr));
                 if let Some(c) = found {
                     return c.send(data, dest.close);
                 }
