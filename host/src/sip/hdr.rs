@@ -345,7 +345,7 @@ pub fn parse_name_addr(v: &str) -> Result<NameAddr<'_>, HdrError> {
     } else {
         // addr-spec: the URI runs up to the first ';' and may not hold '?', ',' or LWS.
         let end = s.find(';').unwrap_or(s.len());
-        let uri = &s[..end];
+        let uri = trim_lws(&s[..end]);
         if uri.contains(['?', ',', ' ', '\t', '<', '>', '"']) {
             return Err(err);
         }
@@ -402,10 +402,10 @@ pub fn parse_cseq(v: &str) -> Result<CSeq<'_>, HdrError> {
     })
 }
 
-/// Max-Forwards: 0..=255.
+/// Max-Forwards: 0..=255 (leading zeros allowed, RFC 4475 wsinv).
 pub fn parse_max_forwards(v: &str) -> Result<u8, HdrError> {
     let v = trim_lws(v);
-    if v.is_empty() || v.len() > 3 || !v.bytes().all(|c| c.is_ascii_digit()) {
+    if v.is_empty() || v.len() > 10 || !v.bytes().all(|c| c.is_ascii_digit()) {
         return Err(HdrError("Max-Forwards"));
     }
     v.parse::<u8>().map_err(|_| HdrError("Max-Forwards"))
@@ -522,6 +522,9 @@ mod tests {
         assert_eq!(n.display, Some("\"caller\""));
         assert_eq!(n.uri, "sip:caller@example.com");
         assert_eq!(n.tag(), Some("323"));
+        let n = parse_name_addr("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        assert_eq!(n.uri, "sip:vivekg@chair-dnrc.example.com");
+        assert_eq!(n.tag(), Some("1918181833n"));
         let n = parse_name_addr("sip:caller@example.net;tag=1").unwrap();
         assert_eq!(n.uri, "sip:caller@example.net");
         assert_eq!(n.tag(), Some("1"));
@@ -539,6 +542,7 @@ mod tests {
         assert_eq!(parse_cseq("8 INVITE").unwrap().seq, 8);
         assert!(parse_max_forwards("300").is_err());
         assert_eq!(parse_max_forwards("70"), Ok(70));
+        assert_eq!(parse_max_forwards("0068"), Ok(68));
         assert!(parse_delta_seconds("100000000000000000000").is_err());
         assert!(parse_date("Fri, 01 Jan 2010 16:00:00 EST").is_err());
         assert!(parse_date("Sat, 13 Nov 2010 23:29:00 GMT").is_ok());
