@@ -258,7 +258,10 @@ impl Config {
             let addr = c.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
                 at(
                     c.listen.span().start,
-                    format!("control.listen: `{}` is not address:port", c.listen.get_ref()),
+                    format!(
+                        "control.listen: `{}` is not address:port",
+                        c.listen.get_ref()
+                    ),
                 )
             })?;
             c.addr = Some(addr);

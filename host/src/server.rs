@@ -94,7 +94,11 @@ pub async fn start(cfg: Config) -> Result<Server, StartError> {
     if let Some(addr) = cfg.control.as_ref().and_then(|c| c.addr) {
         let local = crate::control::serve(addr, env.stats.clone(), transports.clone())
             .await
-            .map_err(|e| TransportError::Bind { proto: crate::net::Proto::Tcp, addr, err: e.to_string() })?;
+            .map_err(|e| TransportError::Bind {
+                proto: crate::net::Proto::Tcp,
+                addr,
+                err: e.to_string(),
+            })?;
         tracing::info!("control (metrics) on http://{local}/metrics");
     }
     Ok(Server {

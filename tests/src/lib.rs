@@ -36,7 +36,11 @@ pub fn kemibox_bin() -> PathBuf {
 /// The shared corpus directory beside the repository.
 pub fn shared_dir() -> PathBuf {
     let d = repo_root().join("..").join("shared");
-    assert!(d.is_dir(), "{} is missing: the torture corpora live there", d.display());
+    assert!(
+        d.is_dir(),
+        "{} is missing: the torture corpora live there",
+        d.display()
+    );
     d
 }
 
@@ -54,8 +58,12 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
 /// A port free for both UDP and TCP on 127.0.0.1 and ::1.
 pub fn free_port() -> u16 {
     for _ in 0..200 {
-        let Ok(probe) = TcpListener::bind("127.0.0.1:0") else { continue };
-        let Ok(addr) = probe.local_addr() else { continue };
+        let Ok(probe) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = probe.local_addr() else {
+            continue;
+        };
         let p = addr.port();
         drop(probe);
         let ok = UdpSocket::bind(("127.0.0.1", p)).is_ok()
@@ -104,12 +112,20 @@ impl Kemibox {
         let child = Command::new(kemibox_bin())
             .args(["run", "-c"])
             .arg(&cfg_path)
-            .env("RUST_LOG", std::env::var("KEMIBOX_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("KEMIBOX_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
             .expect("spawn kemibox");
-        let mut kb = Kemibox { child, dir, control, log };
+        let mut kb = Kemibox {
+            child,
+            dir,
+            control,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if kb.try_metrics().is_some() {
@@ -208,7 +224,12 @@ pub fn sipp_counts(stdout: &str) -> (u64, u64) {
 }
 
 /// Sends one datagram and waits for one answer (`None` on timeout).
-pub fn udp_exchange(sock: &UdpSocket, to: SocketAddr, msg: &[u8], wait: Duration) -> Option<Vec<u8>> {
+pub fn udp_exchange(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    msg: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
     sock.send_to(msg, to).expect("send datagram");
     sock.set_read_timeout(Some(wait)).expect("timeout");
     let mut buf = vec![0u8; 65536];
@@ -262,7 +283,8 @@ pub fn config(listen: &[String], extra: &str) -> String {
 
 /// The example stateless script shipped in `examples/`.
 pub fn example_script() -> String {
-    std::fs::read_to_string(repo_root().join("examples/stateless.lua")).expect("examples/stateless.lua")
+    std::fs::read_to_string(repo_root().join("examples/stateless.lua"))
+        .expect("examples/stateless.lua")
 }
 
 /// Looks a program up on PATH.
@@ -285,7 +307,14 @@ pub fn in_private_netns(test_name: &str) -> bool {
     let exe = std::env::current_exe().expect("test binary path");
     let out = run_bounded(
         Command::new("unshare")
-            .args(["-n", "--", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+            .args([
+                "-n",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$@\"",
+                "sh",
+            ])
             .arg(&exe)
             .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
             .env("KEMIBOX_IN_NETNS", "1"),

@@ -50,9 +50,17 @@ fn rfc4475_verdict(file: &str) -> Option<Verdict> {
 fn rfc5118_verdict(file: &str) -> Option<Verdict> {
     Some(match file {
         "ipv6-bad" => Rejected(400),
-        "ipv4-mapped-ipv6" | "ipv6-bug-abnf-3-colons" | "ipv6-correct-abnf-2-colons" | "ipv6-good"
-        | "ipv6-in-sdp" | "mult-ip-in-header" | "mult-ip-in-sdp" | "port-ambiguous"
-        | "port-unambiguous" | "via-received-param-no-delim" | "via-received-param-with-delim" => Handled,
+        "ipv4-mapped-ipv6"
+        | "ipv6-bug-abnf-3-colons"
+        | "ipv6-correct-abnf-2-colons"
+        | "ipv6-good"
+        | "ipv6-in-sdp"
+        | "mult-ip-in-header"
+        | "mult-ip-in-sdp"
+        | "port-ambiguous"
+        | "port-unambiguous"
+        | "via-received-param-no-delim"
+        | "via-received-param-with-delim" => Handled,
         _ => return None,
     })
 }
@@ -62,7 +70,9 @@ fn rfc5118_verdict(file: &str) -> Option<Verdict> {
 /// CRLF line ends and set Content-Length to the body, so the test checks what the RFC
 /// tests (IPv6 references); the Content-Length rules are RFC 4475's clerr/ncl/mcl01.
 fn as_on_the_wire(data: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(data).replace("\r\n", "\n").replace('\n', "\r\n");
+    let text = String::from_utf8_lossy(data)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
         return format!("{text}\r\n").into_bytes();
     };
@@ -86,21 +96,38 @@ struct Run {
 
 fn start() -> Run {
     let p = free_port();
-    let kb = Kemibox::start(&config(&[format!("udp:127.0.0.1:{p}")], ""), &example_script());
-    Run { kb, proxy: format!("127.0.0.1:{p}").parse().expect("addr") }
+    let kb = Kemibox::start(
+        &config(&[format!("udp:127.0.0.1:{p}")], ""),
+        &example_script(),
+    );
+    Run {
+        kb,
+        proxy: format!("127.0.0.1:{p}").parse().expect("addr"),
+    }
 }
 
 fn dropped_total(kb: &Kemibox) -> u64 {
-    kb.metric("parse_errors") + kb.metric("invalid_requests") + kb.metric("invalid_replies") + kb.metric("drops")
+    kb.metric("parse_errors")
+        + kb.metric("invalid_requests")
+        + kb.metric("invalid_replies")
+        + kb.metric("drops")
 }
 
 /// Sends one corpus file and checks its verdict; returns an error text on mismatch.
 fn check_file(run: &Run, path: &Path, verdict: Verdict) -> Result<String, String> {
     let mut data = std::fs::read(path).map_err(|e| e.to_string())?;
-    if path.parent().and_then(|d| d.file_name()).is_some_and(|d| d == "rfc5118") {
+    if path
+        .parent()
+        .and_then(|d| d.file_name())
+        .is_some_and(|d| d == "rfc5118")
+    {
         data = as_on_the_wire(&data);
     }
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("?")
+        .to_string();
     let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let before = dropped_total(&run.kb);
     let wait = match verdict {
@@ -111,20 +138,39 @@ fn check_file(run: &Run, path: &Path, verdict: Verdict) -> Result<String, String
     let got = answer.as_deref().and_then(status_of);
     let counted = dropped_total(&run.kb) > before;
     let outcome = match (verdict, got) {
-        (Handled, Some(c)) if c != 400 && c != 505 => Ok(format!("answered {c} {}", reason_of(answer.as_deref().unwrap_or_default()))),
-        (Rejected(want), Some(c)) if c == want => Ok(format!("answered {c} {}", reason_of(answer.as_deref().unwrap_or_default()))),
+        (Handled, Some(c)) if c != 400 && c != 505 => Ok(format!(
+            "answered {c} {}",
+            reason_of(answer.as_deref().unwrap_or_default())
+        )),
+        (Rejected(want), Some(c)) if c == want => Ok(format!(
+            "answered {c} {}",
+            reason_of(answer.as_deref().unwrap_or_default())
+        )),
         (Rejected(_), None) if counted => Ok("dropped and counted".into()),
-        (Status(want), Some(c)) if c == want => Ok(format!("answered {c} {}", reason_of(answer.as_deref().unwrap_or_default()))),
+        (Status(want), Some(c)) if c == want => Ok(format!(
+            "answered {c} {}",
+            reason_of(answer.as_deref().unwrap_or_default())
+        )),
         (Response, None) if counted => Ok("dropped and counted".into()),
         (Any, _) => Ok(format!("{got:?}")),
-        _ => Err(format!("{name}: expected {verdict:?}, got {got:?} {} (counted: {counted})", reason_of(answer.as_deref().unwrap_or_default()))),
+        _ => Err(format!(
+            "{name}: expected {verdict:?}, got {got:?} {} (counted: {counted})",
+            reason_of(answer.as_deref().unwrap_or_default())
+        )),
     };
     // The server answers the next good request every time.
     let probe = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let local = probe.local_addr().map_err(|e| e.to_string())?;
-    let ok = udp_exchange(&probe, run.proxy, &options_to(&run.proxy.to_string(), local, &format!("after-{name}")), Duration::from_secs(2));
+    let ok = udp_exchange(
+        &probe,
+        run.proxy,
+        &options_to(&run.proxy.to_string(), local, &format!("after-{name}")),
+        Duration::from_secs(2),
+    );
     if ok.as_deref().and_then(status_of) != Some(200) {
-        return Err(format!("{name}: no 200 to the next good OPTIONS (got {ok:?})"));
+        return Err(format!(
+            "{name}: no 200 to the next good OPTIONS (got {ok:?})"
+        ));
     }
     outcome.map(|o| format!("{name}: {o}"))
 }
@@ -152,7 +198,13 @@ fn run_corpus(dir: &str, verdict_of: fn(&str) -> Option<Verdict>) {
     }
     let mut kb = run.kb;
     assert!(kb.is_running(), "kemibox died:\n{}", kb.log_text());
-    assert!(failures.is_empty(), "{} of {} files failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} files failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -183,7 +235,13 @@ fn broadcast_via_is_never_a_destination() {
     let text = String::from_utf8_lossy(&data).replacen("192.0.2.198", &run.proxy.to_string(), 1);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("socket");
     let before = run.kb.metric("egress_denied");
-    assert!(udp_exchange(&sock, run.proxy, text.as_bytes(), Duration::from_millis(500)).is_none());
+    assert!(udp_exchange(
+        &sock,
+        run.proxy,
+        text.as_bytes(),
+        Duration::from_millis(500)
+    )
+    .is_none());
     assert_eq!(run.kb.metric("egress_denied"), before + 1);
     assert_eq!(run.kb.metric("fwd_replies"), 0);
 }

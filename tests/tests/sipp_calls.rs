@@ -24,9 +24,20 @@ fn uas(ip: &str, port: u16, dir: &std::path::Path) -> Bg {
 fn uac(dir: &std::path::Path, args: &[&str]) {
     let calls = CALLS.to_string();
     let mut cmd = Command::new("sipp");
-    cmd.args(["-sn", "uac", "-nostdin", "-m", &calls, "-r", "20", "-timeout", "40", "-timeout_error"])
-        .args(args)
-        .current_dir(dir);
+    cmd.args([
+        "-sn",
+        "uac",
+        "-nostdin",
+        "-m",
+        &calls,
+        "-r",
+        "20",
+        "-timeout",
+        "40",
+        "-timeout_error",
+    ])
+    .args(args)
+    .current_dir(dir);
     let out = run_bounded(&mut cmd, Duration::from_secs(60));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (ok, failed) = sipp_counts(&stdout);
@@ -42,9 +53,23 @@ fn uac(dir: &std::path::Path, args: &[&str]) {
 #[test]
 fn calls_over_udp() {
     let (p, u, c) = (free_port(), free_port(), free_port());
-    let kb = Kemibox::start(&config(&[format!("udp:127.0.0.1:{p}")], ""), &example_script());
+    let kb = Kemibox::start(
+        &config(&[format!("udp:127.0.0.1:{p}")], ""),
+        &example_script(),
+    );
     let _uas = uas("127.0.0.1", u, &kb.dir);
-    uac(&kb.dir, &[&format!("127.0.0.1:{u}"), "-rsa", &format!("127.0.0.1:{p}"), "-i", "127.0.0.1", "-p", &c.to_string()]);
+    uac(
+        &kb.dir,
+        &[
+            &format!("127.0.0.1:{u}"),
+            "-rsa",
+            &format!("127.0.0.1:{p}"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &c.to_string(),
+        ],
+    );
     // Every request and reply went through the proxy, none was lost or refused.
     assert_eq!(kb.metric("fwd_requests"), 3 * CALLS as u64);
     assert!(kb.metric("fwd_replies") >= 3 * CALLS as u64);
@@ -55,11 +80,27 @@ fn calls_over_udp() {
 fn calls_over_tcp() {
     let (p, u, c) = (free_port(), free_port(), free_port());
     let kb = Kemibox::start(
-        &config(&[format!("udp:127.0.0.1:{p}"), format!("tcp:127.0.0.1:{p}")], ""),
+        &config(
+            &[format!("udp:127.0.0.1:{p}"), format!("tcp:127.0.0.1:{p}")],
+            "",
+        ),
         &example_script(),
     );
     let _uas = uas("127.0.0.1", u, &kb.dir);
-    uac(&kb.dir, &[&format!("127.0.0.1:{u}"), "-rsa", &format!("127.0.0.1:{p}"), "-t", "t1", "-i", "127.0.0.1", "-p", &c.to_string()]);
+    uac(
+        &kb.dir,
+        &[
+            &format!("127.0.0.1:{u}"),
+            "-rsa",
+            &format!("127.0.0.1:{p}"),
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &c.to_string(),
+        ],
+    );
     assert_eq!(kb.metric("fwd_requests"), 3 * CALLS as u64);
     // One connection from the UAC carried all its calls.
     assert_eq!(kb.metric("tcp_conns_opened"), 1);
@@ -69,11 +110,21 @@ fn calls_over_tcp() {
 /// client, OpenSSL) which carries it over TLS to kemibox; the certificate is made now.
 #[test]
 fn calls_over_tls() {
-    assert!(have("stunnel"), "stunnel is needed for the TLS test (apt-get install stunnel4)");
-    let (p, tls, u, c, tunnel) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    assert!(
+        have("stunnel"),
+        "stunnel is needed for the TLS test (apt-get install stunnel4)"
+    );
+    let (p, tls, u, c, tunnel) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let dir = scratch_dir("tls");
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("generate certificate");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("generate certificate");
     std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("write cert");
     std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).expect("write key");
     let cfg = config(
@@ -97,9 +148,26 @@ fn calls_over_tls() {
         .expect("stunnel"));
     std::thread::sleep(Duration::from_millis(500));
     let _uas = uas("127.0.0.1", u, &dir);
-    uac(&dir, &[&format!("127.0.0.1:{u}"), "-rsa", &format!("127.0.0.1:{tunnel}"), "-t", "t1", "-i", "127.0.0.1", "-p", &c.to_string()]);
+    uac(
+        &dir,
+        &[
+            &format!("127.0.0.1:{u}"),
+            "-rsa",
+            &format!("127.0.0.1:{tunnel}"),
+            "-t",
+            "t1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &c.to_string(),
+        ],
+    );
     assert_eq!(kb.metric("fwd_requests"), 3 * CALLS as u64);
-    assert_eq!(kb.metric("tcp_conns_opened"), 1, "the calls came over one TLS connection");
+    assert_eq!(
+        kb.metric("tcp_conns_opened"),
+        1,
+        "the calls came over one TLS connection"
+    );
 }
 
 #[test]
@@ -107,6 +175,17 @@ fn calls_over_ipv6() {
     let (p, u, c) = (free_port(), free_port(), free_port());
     let kb = Kemibox::start(&config(&[format!("udp:[::1]:{p}")], ""), &example_script());
     let _uas = uas("::1", u, &kb.dir);
-    uac(&kb.dir, &[&format!("[::1]:{u}"), "-rsa", &format!("[::1]:{p}"), "-i", "::1", "-p", &c.to_string()]);
+    uac(
+        &kb.dir,
+        &[
+            &format!("[::1]:{u}"),
+            "-rsa",
+            &format!("[::1]:{p}"),
+            "-i",
+            "::1",
+            "-p",
+            &c.to_string(),
+        ],
+    );
     assert_eq!(kb.metric("fwd_requests"), 3 * CALLS as u64);
 }

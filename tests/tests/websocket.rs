@@ -24,22 +24,41 @@ Content-Length: 0\r\n\r\n"
 async fn websocket_client_gets_answers() {
     let (p, ws) = (free_port(), free_port());
     let kb = Kemibox::start(
-        &config(&[format!("udp:127.0.0.1:{p}"), format!("ws:127.0.0.1:{ws}")], ""),
+        &config(
+            &[format!("udp:127.0.0.1:{p}"), format!("ws:127.0.0.1:{ws}")],
+            "",
+        ),
         &example_script(),
     );
     // Without the `sip` subprotocol the handshake is refused (RFC 7118 §4).
-    let plain = format!("ws://127.0.0.1:{ws}/").into_client_request().expect("request");
+    let plain = format!("ws://127.0.0.1:{ws}/")
+        .into_client_request()
+        .expect("request");
     assert!(tokio_tungstenite::connect_async(plain).await.is_err());
 
-    let mut req = format!("ws://127.0.0.1:{ws}/").into_client_request().expect("request");
-    req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
-    let (mut sock, resp) = tokio_tungstenite::connect_async(req).await.expect("ws connect");
-    assert_eq!(resp.headers().get("Sec-WebSocket-Protocol").map(|v| v.as_bytes()), Some(&b"sip"[..]));
+    let mut req = format!("ws://127.0.0.1:{ws}/")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+    let (mut sock, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("ws connect");
+    assert_eq!(
+        resp.headers()
+            .get("Sec-WebSocket-Protocol")
+            .map(|v| v.as_bytes()),
+        Some(&b"sip"[..])
+    );
 
     // OPTIONS to the proxy itself: the script answers 200 Keepalive.
-    sock.send(Message::text(request("OPTIONS", &format!("sip:127.0.0.1:{ws};transport=ws"), "ka1")))
-        .await
-        .expect("send");
+    sock.send(Message::text(request(
+        "OPTIONS",
+        &format!("sip:127.0.0.1:{ws};transport=ws"),
+        "ka1",
+    )))
+    .await
+    .expect("send");
     let answer = tokio::time::timeout(Duration::from_secs(5), sock.next())
         .await
         .expect("answer in time")
@@ -47,27 +66,46 @@ async fn websocket_client_gets_answers() {
         .expect("ok frame");
     let text = answer.into_text().expect("text frame").to_string();
     assert!(text.starts_with("SIP/2.0 200 Keepalive\r\n"), "{text}");
-    assert!(text.contains(";rport="), "received/rport on the top Via: {text}");
+    assert!(
+        text.contains(";rport="),
+        "received/rport on the top Via: {text}"
+    );
 
     // REGISTER forwarded to a UDP "registrar" on loopback; its 200 comes back over WS.
     let uas = UdpSocket::bind("127.0.0.1:0").expect("uas socket");
     let uas_addr = uas.local_addr().expect("addr");
-    sock.send(Message::text(request("REGISTER", &format!("sip:{uas_addr}"), "reg1")))
-        .await
-        .expect("send");
-    uas.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    sock.send(Message::text(request(
+        "REGISTER",
+        &format!("sip:{uas_addr}"),
+        "reg1",
+    )))
+    .await
+    .expect("send");
+    uas.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let mut buf = vec![0u8; 65536];
     let (n, from) = uas.recv_from(&mut buf).expect("forwarded REGISTER");
     let fwd = String::from_utf8_lossy(&buf[..n]).to_string();
-    assert!(fwd.starts_with(&format!("REGISTER sip:{uas_addr} SIP/2.0\r\n")), "{fwd}");
+    assert!(
+        fwd.starts_with(&format!("REGISTER sip:{uas_addr} SIP/2.0\r\n")),
+        "{fwd}"
+    );
     let vias: Vec<&str> = fwd.lines().filter(|l| l.starts_with("Via:")).collect();
     assert_eq!(vias.len(), 2, "{fwd}");
-    assert!(vias[0].starts_with(&format!("Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK")), "{fwd}");
-    assert!(fwd.contains("Max-Forwards: 69\r\n"), "decremented (max_limit 70): {fwd}");
+    assert!(
+        vias[0].starts_with(&format!("Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK")),
+        "{fwd}"
+    );
+    assert!(
+        fwd.contains("Max-Forwards: 69\r\n"),
+        "decremented (max_limit 70): {fwd}"
+    );
     // Answer as a registrar would: copy the Vias, From, To, Call-ID, CSeq.
     let mut reply = String::from("SIP/2.0 200 OK\r\n");
     for l in fwd.lines().filter(|l| {
-        ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|h| l.starts_with(h))
+        ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|h| l.starts_with(h))
     }) {
         reply.push_str(l);
         reply.push_str("\r\n");
@@ -81,6 +119,10 @@ async fn websocket_client_gets_answers() {
         .expect("ok frame");
     let text = answer.into_text().expect("text").to_string();
     assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
-    assert_eq!(text.lines().filter(|l| l.starts_with("Via:")).count(), 1, "our Via removed: {text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("Via:")).count(),
+        1,
+        "our Via removed: {text}"
+    );
     assert_eq!(kb.metric("fwd_replies"), 1);
 }

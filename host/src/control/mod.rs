@@ -15,7 +15,9 @@ use crate::transport::Transports;
 pub fn render_metrics(stats: &Stats, transports: &Transports) -> String {
     let mut out = String::with_capacity(2048);
     for (name, v) in stats.snapshot() {
-        out.push_str(&format!("# TYPE kemibox_{name}_total counter\nkemibox_{name}_total {v}\n"));
+        out.push_str(&format!(
+            "# TYPE kemibox_{name}_total counter\nkemibox_{name}_total {v}\n"
+        ));
     }
     out.push_str(&format!(
         "# TYPE kemibox_tcp_connections gauge\nkemibox_tcp_connections {}\n",
@@ -25,7 +27,11 @@ pub fn render_metrics(stats: &Stats, transports: &Transports) -> String {
 }
 
 /// Serves `GET /metrics` on `addr` (HTTP/1.0, one request per connection).
-pub async fn serve(addr: SocketAddr, stats: Arc<Stats>, transports: Arc<Transports>) -> std::io::Result<SocketAddr> {
+pub async fn serve(
+    addr: SocketAddr,
+    stats: Arc<Stats>,
+    transports: Arc<Transports>,
+) -> std::io::Result<SocketAddr> {
     let l = TcpListener::bind(addr).await?;
     let local = l.local_addr()?;
     tokio::spawn(async move {
@@ -40,7 +46,8 @@ pub async fn serve(addr: SocketAddr, stats: Arc<Stats>, transports: Arc<Transpor
                 let mut n = 0;
                 // Read the request head, bounded in size and time.
                 while n < buf.len() {
-                    match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf[n..])).await {
+                    match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf[n..])).await
+                    {
                         Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
                         Ok(Ok(k)) => n += k,
                     }

@@ -522,7 +522,8 @@ mod tests {
         assert_eq!(n.display, Some("\"caller\""));
         assert_eq!(n.uri, "sip:caller@example.com");
         assert_eq!(n.tag(), Some("323"));
-        let n = parse_name_addr("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let n =
+            parse_name_addr("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert_eq!(n.uri, "sip:vivekg@chair-dnrc.example.com");
         assert_eq!(n.tag(), Some("1918181833n"));
         let n = parse_name_addr("sip:caller@example.net;tag=1").unwrap();

@@ -59,6 +59,9 @@ pub struct Transports {
     pub(crate) stats: Arc<Stats>,
     pub(crate) limits: StreamLimits,
     dispatch: OnceLock<Dispatch>,
+    /// Stream connections accepted or being opened and not yet closed (the cap counts
+    /// these, not only the registered ones, so a burst of accepts cannot overshoot).
+    pub(crate) active: std::sync::atomic::AtomicUsize,
     /// Self-reference for tasks spawned from `&self` (outbound connects).
     me: OnceLock<Weak<Transports>>,
 }
@@ -119,6 +122,7 @@ impl Transports {
                 max_conns: cfg.core.tcp_max_connections,
             },
             dispatch: OnceLock::new(),
+            active: std::sync::atomic::AtomicUsize::new(0),
             me: OnceLock::new(),
         });
         let _ = t.me.set(Arc::downgrade(&t));
@@ -157,7 +161,7 @@ impl Transports {
 
     /// Number of open stream connections.
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.active.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -2,6 +2,7 @@
 //! by Content-Length, idle and slow-message timeouts, connection limits.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,26 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
+/// One unit of the connection cap, released when dropped.
+struct Slot(Arc<Transports>);
+
+impl Slot {
+    fn take(t: &Arc<Transports>) -> Option<Slot> {
+        let n = t.active.fetch_add(1, Ordering::AcqRel);
+        if n >= t.limits.max_conns {
+            t.active.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(t.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 pub fn spawn_accept(t: Arc<Transports>, proto: Proto, l: TcpListener) {
     tokio::spawn(async move {
         let local = match l.local_addr() {
@@ -49,15 +70,16 @@ pub fn spawn_accept(t: Arc<Transports>, proto: Proto, l: TcpListener) {
                     continue;
                 }
             };
-            if t.conns.len() >= t.limits.max_conns {
+            let Some(slot) = Slot::take(&t) else {
                 Stats::inc(&t.stats.tcp_conns_refused);
                 drop(sock);
                 continue;
-            }
+            };
             let _ = sock.set_nodelay(true);
             let t2 = t.clone();
             tokio::spawn(async move {
                 accept_one(t2, proto, sock, peer, local).await;
+                drop(slot);
             });
         }
     });
@@ -178,7 +200,12 @@ pub async fn serve_stream<S>(
 
 /// Opens a connection toward `addr` in the background and sends `data` on it.
 pub fn connect_and_send(t: Arc<Transports>, proto: Proto, addr: SocketAddr, data: Bytes) {
+    let Some(slot) = Slot::take(&t) else {
+        Stats::inc(&t.stats.tcp_conns_refused);
+        return;
+    };
     tokio::spawn(async move {
+        let _slot = slot;
         let sock = match timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             _ => {

@@ -292,3 +292,190 @@ pub fn with_worker_engine<T>(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::kemi::{RecvInfo, Registry, RouteKind};
+    use crate::net::{Dest, Listener, Net, Proto, SendError};
+    use crate::sip::Message;
+    use crate::stats::Stats;
+
+    /// Records what would be sent.
+    struct Recorder {
+        listeners: Vec<Listener>,
+        sent: Mutex<Vec<(Dest, Bytes)>>,
+    }
+
+    impl Net for Recorder {
+        fn send(&self, dest: &Dest, data: Bytes) -> Result<(), SendError> {
+            self.sent
+                .lock()
+                .map_err(|_| SendError::Io("lock".into()))?
+                .push((*dest, data));
+            Ok(())
+        }
+        fn listeners(&self) -> &[Listener] {
+            &self.listeners
+        }
+        fn resolve(
+            &self,
+            host: &str,
+            port: Option<u16>,
+            proto: Option<Proto>,
+            _: bool,
+        ) -> Result<(Proto, SocketAddr), SendError> {
+            let ip = host.parse().map_err(|_| SendError::Resolve(host.into()))?;
+            Ok((
+                proto.unwrap_or(Proto::Udp),
+                SocketAddr::new(ip, port.unwrap_or(5060)),
+            ))
+        }
+    }
+
+    const OPTIONS: &str = "OPTIONS sip:bob@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+    fn setup(script: &str) -> (Arc<Env>, Arc<Recorder>, LuaEngine) {
+        let dir = std::env::temp_dir().join(format!(
+            "kemibox-lua-test-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("s.lua");
+        std::fs::write(&path, script).expect("write");
+        let cfg = Config::from_str(
+            &format!("[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\",\"kx\"]\n[routing]\nengine=\"lua\"\nscript=\"{}\"\n", path.display()),
+            "t.toml",
+            dir,
+        )
+        .expect("config");
+        let rec = Arc::new(Recorder {
+            listeners: vec![Listener {
+                proto: Proto::Udp,
+                addr: "127.0.0.1:5060".parse().expect("addr"),
+                advertise: None,
+            }],
+            sent: Mutex::new(Vec::new()),
+        });
+        let env = Arc::new(Env {
+            registry: Registry::build(&cfg.modules()).expect("registry"),
+            cfg: Arc::new(cfg),
+            net: rec.clone(),
+            stats: Arc::new(Stats::default()),
+            sl_tag_prefix: "0123456789abcdef0123456789abcdef".into(),
+        });
+        let engine = LuaEngine::new(&Script::read(&path).expect("read"), &env).expect("engine");
+        (env, rec, engine)
+    }
+
+    fn ctx(env: &Arc<Env>) -> Ctx {
+        let msg = Message::parse(Bytes::from_static(OPTIONS.as_bytes())).expect("parse");
+        let rcv = RecvInfo {
+            proto: Proto::Udp,
+            src: "127.0.0.1:5070".parse().expect("a"),
+            local: "127.0.0.1:5060".parse().expect("a"),
+            conn: None,
+        };
+        Ctx::new(env.clone(), msg, rcv, RouteKind::Request)
+    }
+
+    fn replies(rec: &Recorder) -> Vec<String> {
+        rec.sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, d)| {
+                String::from_utf8_lossy(d)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exit_from_any_depth_and_loaded_modules_only() {
+        let (env, rec, mut eng) = setup(
+            "function deep() KSR.sl.sl_send_reply(200, 'first'); KSR.x.exit(); KSR.sl.sl_send_reply(500, 'after exit') end\n\
+             function ksr_request_route()\n\
+               if KSR.sanity ~= nil or KSR.textops ~= nil then KSR.sl.sl_send_reply(500, 'module not loaded is visible') end\n\
+               if KSR.maxfwd == nil then KSR.sl.sl_send_reply(500, 'maxfwd missing') end\n\
+               deep()\n\
+               KSR.sl.sl_send_reply(500, 'after deep')\n\
+             end",
+        );
+        let (_, out) = eng.run(ctx(&env), "ksr_request_route").expect("ctx back");
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies(&rec), vec!["SIP/2.0 200 first"]);
+    }
+
+    #[test]
+    fn drop_marks_and_stops_and_return_conventions() {
+        let (env, rec, mut eng) = setup(
+            "function ksr_request_route()\n\
+               -- none-type with no params is false, with params 0; int functions give -1/1\n\
+               if KSR.set_drop() ~= false then error('set_drop should give false') end\n\
+               if KSR.info('x') ~= 0 then error('info should give 0') end\n\
+               if KSR.hdr.is_present('X-Nope') ~= -1 then error('is_present -1') end\n\
+               if KSR.pv.get('$var(n)') ~= 0 then error('$var default 0') end\n\
+               if KSR.pv.get('$avp(n)') ~= nil then error('$avp null is nil') end\n\
+               if KSR.pv.getw('$avp(n)') ~= '<null>' then error('getw') end\n\
+               if KSR.pv.get('$rp') ~= '5080' or KSR.pv.get('$sp') ~= 5070 then error('rp/sp') end\n\
+               if KSR.kx.get_method() ~= 'OPTIONS' or KSR.pv.get('$pr') ~= 'udp' then error('method/proto') end\n\
+               KSR.x.drop()\n\
+               KSR.sl.sl_send_reply(500, 'after drop')\n\
+             end",
+        );
+        let (c, out) = eng.run(ctx(&env), "ksr_request_route").expect("ctx back");
+        assert_eq!(out, Outcome::Done);
+        assert!(c.drop);
+        assert!(replies(&rec).is_empty());
+    }
+
+    #[test]
+    fn lua_error_names_file_and_line() {
+        let (env, _, mut eng) =
+            setup("function ksr_request_route()\n  local t = nil\n  return t.x\nend\n");
+        let (_, out) = eng.run(ctx(&env), "ksr_request_route").expect("ctx back");
+        match out {
+            Outcome::Error(e) => assert!(e.contains("s.lua:3:"), "{e}"),
+            o => panic!("expected an error, got {o:?}"),
+        }
+    }
+
+    #[test]
+    fn forward_adds_via_and_vars_persist() {
+        let (env, rec, mut eng) = setup(
+            "function ksr_request_route()\n\
+               KSR.pv.seti('$var(n)', KSR.pv.geti('$var(n)') + 1)\n\
+               KSR.hdr.append('X-Count: ' .. KSR.pv.get('$var(n)') .. '\\r\\n')\n\
+               KSR.maxfwd.process_maxfwd(10)\n\
+               if KSR.forward() ~= 1 then error('forward failed') end\n\
+             end",
+        );
+        for _ in 0..2 {
+            let _ = eng.run(ctx(&env), "ksr_request_route").expect("ctx back");
+        }
+        let sent = rec.sent.lock().expect("lock");
+        assert_eq!(sent.len(), 2);
+        assert_eq!(
+            sent[1].0.addr,
+            "127.0.0.1:5080".parse::<SocketAddr>().expect("a")
+        );
+        let text = String::from_utf8_lossy(&sent[1].1);
+        assert!(text.starts_with("OPTIONS sip:bob@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsl"), "{text}");
+        assert!(
+            text.contains("Max-Forwards: 69\r\n") && text.contains("X-Count: 2\r\n"),
+            "{text}"
+        );
+    }
+}

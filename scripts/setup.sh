@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what kemibox's build and tests need on a fresh Debian machine (run as root or
+# with sudo). Safe to run again: it skips what is already there.
+set -euo pipefail
+
+need_apt=()
+command -v sipp >/dev/null || need_apt+=(sip-tester)
+command -v stunnel >/dev/null || need_apt+=(stunnel4)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v unshare >/dev/null || need_apt+=(util-linux)
+command -v curl >/dev/null || need_apt+=(curl)
+if [[ ${#need_apt[@]} -gt 0 ]]; then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
+fi
+
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+fi
