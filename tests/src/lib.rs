@@ -214,8 +214,7 @@ pub fn sipp_counts(stdout: &str) -> (u64, u64) {
     let last_num = |label: &str| {
         stdout
             .lines()
-            .filter(|l| l.trim_start().starts_with(label))
-            .last()
+            .rfind(|l| l.trim_start().starts_with(label))
             .and_then(|l| l.split('|').next_back())
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)

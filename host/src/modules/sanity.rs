@@ -65,7 +65,7 @@ fn run(c: &mut Ctx, m: i64, u: i64) -> Result<(), Fail> {
         if let FirstLine::Request { version, .. } = c.msg.first {
             let v = c.msg.text(version);
             match v.split_once('/') {
-                Some((_, ver)) if ver == "2.0" => {}
+                Some((_, "2.0")) => {}
                 Some(_) => return Err(Some((505, "Version Not Supported (R-URI)"))),
                 None => return Err(None),
             }

@@ -393,7 +393,7 @@ impl Message {
 
     fn validate_header(&self, h: &Header) -> Result<(), Invalid> {
         let v = self.text(h.value);
-        if v.is_empty() && h.value.len() > 0 {
+        if v.is_empty() && !h.value.is_empty() {
             return Err(bad("Header field is not UTF-8"));
         }
         match h.name {
@@ -411,11 +411,9 @@ impl Message {
                     })
                 })?;
             }
-            HdrName::Contact => {
-                if v.trim() != "*" {
-                    for s in hdr::split_list(self, h.value) {
-                        hdr::parse_name_addr(self.text(s)).map_err(|_| bad("Bad Contact"))?;
-                    }
+            HdrName::Contact if v.trim() != "*" => {
+                for s in hdr::split_list(self, h.value) {
+                    hdr::parse_name_addr(self.text(s)).map_err(|_| bad("Bad Contact"))?;
                 }
             }
             HdrName::Route | HdrName::RecordRoute => {
@@ -426,10 +424,8 @@ impl Message {
             HdrName::CSeq => {
                 hdr::parse_cseq(v).map_err(|_| bad("Bad CSeq"))?;
             }
-            HdrName::CallId => {
-                if v.is_empty() || v.bytes().any(|c| c.is_ascii_whitespace()) {
-                    return Err(bad("Bad Call-ID"));
-                }
+            HdrName::CallId if v.is_empty() || v.bytes().any(|c| c.is_ascii_whitespace()) => {
+                return Err(bad("Bad Call-ID"));
             }
             HdrName::MaxForwards => {
                 hdr::parse_max_forwards(v).map_err(|_| bad("Bad Max-Forwards"))?;
@@ -437,10 +433,10 @@ impl Message {
             HdrName::Expires => {
                 hdr::parse_delta_seconds(v).map_err(|_| bad("Bad Expires"))?;
             }
-            HdrName::ContentLength => {
-                if !v.bytes().all(|c| c.is_ascii_digit()) || v.is_empty() || v.len() > 9 {
-                    return Err(bad("Bad Content-Length"));
-                }
+            HdrName::ContentLength
+                if !v.bytes().all(|c| c.is_ascii_digit()) || v.is_empty() || v.len() > 9 =>
+            {
+                return Err(bad("Bad Content-Length"));
             }
             HdrName::Date => {
                 hdr::parse_date(v).map_err(|_| bad("Bad Date"))?;
