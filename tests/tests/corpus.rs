@@ -39,7 +39,9 @@ fn rfc4475_verdict(file: &str) -> Option<Verdict> {
         | "baddate.dat" | "regbadct.dat" | "badaspec.dat" | "baddn.dat" | "mismatch01.dat"
         | "mismatch02.dat" | "insuf.dat" | "multi01.dat" | "mcl01.dat" => Rejected(400),
         "badvers.dat" => Rejected(505),
-        "unkscm.dat" | "novelsc.dat" => Status(416),
+        // RFC 4475 says a proxy SHOULD answer 416; Kamailio's sanity (which the example
+        // script calls, and kemibox matches) answers 400 "Bad Request URI".
+        "unkscm.dat" | "novelsc.dat" => Status(400),
         "bext01.dat" => Status(420),
         "zeromf.dat" => Status(483),
         "test.dat" => Any,

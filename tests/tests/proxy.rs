@@ -18,11 +18,20 @@ fn a_forwarding_loop_is_answered_482() {
     let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
     let s = UdpSocket::bind("127.0.0.1:0").expect("socket");
     let local = s.local_addr().expect("addr");
-    let r = udp_exchange(&s, proxy, &options_to("bob@example.invalid", local, "loop1"), Duration::from_secs(3))
-        .expect("an answer");
+    let r = udp_exchange(
+        &s,
+        proxy,
+        &options_to("bob@example.invalid", local, "loop1"),
+        Duration::from_secs(3),
+    )
+    .expect("an answer");
     let text = String::from_utf8_lossy(&r);
     assert!(text.starts_with("SIP/2.0 482 Loop Detected\r\n"), "{text}");
-    assert_eq!(text.lines().filter(|l| l.starts_with("Via:")).count(), 1, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("Via:")).count(),
+        1,
+        "{text}"
+    );
     assert_eq!(kb.metric("fwd_requests"), 1);
     assert_eq!(kb.metric("fwd_replies"), 1);
 }
@@ -38,12 +47,24 @@ fn sl_reply_to_tag_is_stable_per_transaction() {
     let s = UdpSocket::bind("127.0.0.1:0").expect("socket");
     let local = s.local_addr().expect("addr");
     let to_tag = |tag: &str| {
-        let r = udp_exchange(&s, proxy, &options_to("bob@127.0.0.1", local, tag), Duration::from_secs(3))
-            .expect("answer");
+        let r = udp_exchange(
+            &s,
+            proxy,
+            &options_to("bob@127.0.0.1", local, tag),
+            Duration::from_secs(3),
+        )
+        .expect("answer");
         let text = String::from_utf8_lossy(&r).to_string();
         assert!(text.starts_with("SIP/2.0 404 Not here\r\n"), "{text}");
-        let to = text.lines().find(|l| l.starts_with("To:")).expect("To").to_string();
-        assert!(text.contains(&format!("Call-ID: {tag}@kemibox-e2e\r\n")), "{text}");
+        let to = text
+            .lines()
+            .find(|l| l.starts_with("To:"))
+            .expect("To")
+            .to_string();
+        assert!(
+            text.contains(&format!("Call-ID: {tag}@kemibox-e2e\r\n")),
+            "{text}"
+        );
         to.split(";tag=").nth(1).expect("to-tag").to_string()
     };
     let a = to_tag("tx1");

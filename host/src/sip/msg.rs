@@ -376,7 +376,7 @@ impl Message {
         let cseq = self.cseq().ok_or(bad("Bad CSeq"))?;
         if let FirstLine::Request { method_span, .. } = self.first {
             if cseq.method != self.text(method_span) {
-                return Err(bad("CSeq method does not match the request method"));
+                return Err(bad("CSeq method does not match request method"));
             }
         }
         match self.declared_len {
