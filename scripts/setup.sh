@@ -9,6 +9,7 @@ command -v stunnel >/dev/null || need_apt+=(stunnel4)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v dnsmasq >/dev/null || need_apt+=(dnsmasq-base)
 # Real Kamailio 5.6 is the reference the tests compare kemibox's answers with.
 command -v kamailio >/dev/null || need_apt+=(kamailio)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so ]] || need_apt+=(kamailio-lua-modules)

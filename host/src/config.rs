@@ -134,6 +134,9 @@ pub struct Dns {
     /// Resolve names from /etc/hosts only; never ask a DNS server.
     #[serde(default)]
     pub hosts_only: bool,
+    /// Name servers (`address:port`) to ask instead of the system's resolv.conf.
+    #[serde(default)]
+    pub servers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]

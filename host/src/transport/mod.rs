@@ -113,7 +113,7 @@ impl Transports {
             egress: Egress {
                 allow: cfg.egress.clone(),
             },
-            resolver: dns::Resolver::new(cfg.dns.hosts_only)?,
+            resolver: dns::Resolver::new(cfg.dns.hosts_only, &cfg.dns.servers)?,
             tls,
             stats,
             limits: StreamLimits {
