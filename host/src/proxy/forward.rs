@@ -113,11 +113,28 @@ pub fn build_forwarded(
         branch
     );
     lumps.insert(at, Bytes::from(via));
+    fix_content_length(ctx, &mut lumps);
     if let (Some(new), crate::sip::FirstLine::Request { uri, .. }) = (&ctx.new_uri, &ctx.msg.first)
     {
         lumps.replace(*uri, Bytes::from(new.clone()));
     }
     lumps.apply(ctx.msg.buf())
+}
+
+/// When the script changed the body, the Content-Length follows it.
+pub fn fix_content_length(ctx: &Ctx, lumps: &mut crate::sip::lump::Lumps) {
+    let delta = lumps.delta_from(ctx.msg.body.start as usize);
+    if delta == 0 {
+        return;
+    }
+    let len = (ctx.msg.body.len() as isize + delta).max(0);
+    match ctx.msg.header(HdrName::ContentLength) {
+        Some(h) => lumps.replace(h.value, Bytes::from(len.to_string())),
+        None => lumps.insert(
+            crate::modules::hdr::end_of_headers(ctx),
+            Bytes::from(format!("Content-Length: {len}\r\n")),
+        ),
+    }
 }
 
 /// Why a reply cannot be forwarded.
@@ -178,6 +195,7 @@ pub fn forward_reply(ctx: &mut Ctx) -> Result<(), ReplyFwdError> {
         no_connect: false,
         close: false,
     };
+    fix_content_length(ctx, &mut lumps);
     let data = lumps.apply(msg.buf());
     match ctx.env.net.send(&dest, Bytes::from(data)) {
         Ok(()) => {

@@ -55,6 +55,22 @@ impl Lumps {
         self.delete(span);
     }
 
+    /// How many bytes the edits add (or remove, negative) at offsets `from..` (the body,
+    /// when `from` is where it starts: an insert exactly there counts as body).
+    pub fn delta_from(&self, from: usize) -> isize {
+        self.items
+            .iter()
+            .map(|l| match l {
+                Lump::Insert { at, data, .. } if *at as usize >= from => data.len() as isize,
+                Lump::Delete { span, .. } if span.end as usize > from => {
+                    let s = (span.start as usize).max(from);
+                    -((span.end as usize - s) as isize)
+                }
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// True when a deletion covers any byte of `span`.
     pub fn deletes_within(&self, span: Span) -> bool {
         self.items.iter().any(|l| match l {
@@ -121,6 +137,15 @@ mod tests {
         l.replace(Span::new(6, 8), Bytes::from_static(b"xy-z"));
         l.insert(10, Bytes::from_static(b"!"));
         assert_eq!(l.apply(buf), b"AB0145xy-z89!");
+    }
+
+    #[test]
+    fn body_delta() {
+        let mut l = Lumps::default();
+        l.insert(2, Bytes::from_static(b"hdr"));
+        l.insert(5, Bytes::from_static(b"body+"));
+        l.delete(Span::new(4, 7));
+        assert_eq!(l.delta_from(5), 5 - 2);
     }
 
     #[test]

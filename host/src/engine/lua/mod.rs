@@ -352,7 +352,7 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
         let path = dir.join("s.lua");
         std::fs::write(&path, script).expect("write");
         let cfg = Config::from_str(
-            &format!("[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\",\"kx\"]\n[routing]\nengine=\"lua\"\nscript=\"{}\"\n", path.display()),
+            &format!("[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\",\"kx\",\"textops\"]\n[routing]\nengine=\"lua\"\nscript=\"{}\"\n", path.display()),
             "t.toml",
             dir,
         )
@@ -377,7 +377,11 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
     }
 
     fn ctx(env: &Arc<Env>) -> Ctx {
-        let msg = Message::parse(Bytes::from_static(OPTIONS.as_bytes())).expect("parse");
+        ctx_of(env, OPTIONS)
+    }
+
+    fn ctx_of(env: &Arc<Env>, text: &str) -> Ctx {
+        let msg = Message::parse(Bytes::copy_from_slice(text.as_bytes())).expect("parse");
         let rcv = RecvInfo {
             proto: Proto::Udp,
             src: "127.0.0.1:5070".parse().expect("a"),
@@ -407,7 +411,7 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
         let (env, rec, mut eng) = setup(
             "function deep() KSR.sl.sl_send_reply(200, 'first'); KSR.x.exit(); KSR.sl.sl_send_reply(500, 'after exit') end\n\
              function ksr_request_route()\n\
-               if KSR.sanity ~= nil or KSR.textops ~= nil then KSR.sl.sl_send_reply(500, 'module not loaded is visible') end\n\
+               if KSR.sanity ~= nil or KSR.siputils ~= nil then KSR.sl.sl_send_reply(500, 'module not loaded is visible') end\n\
                if KSR.maxfwd == nil then KSR.sl.sl_send_reply(500, 'maxfwd missing') end\n\
                deep()\n\
                KSR.sl.sl_send_reply(500, 'after deep')\n\
@@ -475,6 +479,36 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
         assert!(text.starts_with("OPTIONS sip:bob@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsl"), "{text}");
         assert!(
             text.contains("Max-Forwards: 69\r\n") && text.contains("X-Count: 2\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn body_edits_fix_content_length() {
+        let (env, rec, mut eng) = setup(
+            "function ksr_request_route()\n\
+               if KSR.textops.replace('a=sendrecv', 'a=sendonly-but-longer') ~= 1 then error('no match') end\n\
+               KSR.forward()\n\
+             end",
+        );
+        let body = "v=0\r\na=sendrecv\r\n";
+        let msg = OPTIONS.replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        let (_, out) = eng
+            .run(ctx_of(&env, &msg), "ksr_request_route")
+            .expect("ctx back");
+        assert_eq!(out, Outcome::Done);
+        let sent = rec.sent.lock().expect("lock");
+        let text = String::from_utf8_lossy(&sent[0].1).to_string();
+        let (head, new_body) = text.split_once("\r\n\r\n").expect("blank line");
+        assert_eq!(new_body, "v=0\r\na=sendonly-but-longer\r\n");
+        assert!(
+            head.contains(&format!("Content-Length: {}", new_body.len())),
             "{text}"
         );
     }
