@@ -166,6 +166,13 @@ fn sanity(name: &str, msg: &'static [u8], expect: Accessed<'static>) {
     );
     assert_eq!(kemibox_accesses(&m), expect, "{name} accesses");
     let r = rsip::SipMessage::try_from(msg).expect("rsip parses");
+    // rsip really saw the whole message (all header lines and the body).
+    assert_eq!(
+        r.headers().iter().count(),
+        m.headers.len(),
+        "{name} rsip headers"
+    );
+    assert_eq!(r.body().len(), m.body_bytes().len(), "{name} rsip body");
     let (branch, _, cseq, from_tag, to_tag, _) = rsip_accesses(&r);
     assert_eq!(branch.as_deref(), expect.branch, "{name} rsip branch");
     assert_eq!(Some(cseq), expect.cseq, "{name} rsip cseq");

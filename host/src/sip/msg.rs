@@ -526,6 +526,10 @@ fn parse_first_line(b: &[u8], start: usize, end: usize) -> Result<FirstLine, Par
     if !b[version.range()].starts_with(b"SIP/") && !b[version.range()].starts_with(b"sip/") {
         return Err(ParseError::BadStartLine);
     }
+    if uri_end <= uri_start {
+        // No Request-URI at all (e.g. `G SIP/ `, found by the fuzzer).
+        return Err(ParseError::BadStartLine);
+    }
     Ok(FirstLine::Request {
         method: Method::from_bytes(method),
         method_span: Span::new(start, start + sp1),
@@ -600,6 +604,13 @@ v=0\n";
         assert_eq!(p(&trailing).validate().map_err(|e| e.code), Err(400));
         let v7 = INVITE.replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
         assert_eq!(p(&v7).validate().map_err(|e| e.code), Err(505));
+    }
+
+    #[test]
+    fn request_line_without_uri_is_refused() {
+        for bad in ["G SIP/ ", "G SIP/2.0", "INVITE  SIP/2.0 \r\n\r\n"] {
+            assert!(Message::parse(Bytes::copy_from_slice(bad.as_bytes())).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
