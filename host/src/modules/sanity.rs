@@ -3,7 +3,7 @@
 use crate::export;
 use crate::kemi::{n, Ctx, Export, KemiError, Val};
 use crate::proxy::reply::send_reply;
-use crate::sip::hdr::{self, parse_auth, parse_name_addr, split_list};
+use crate::sip::hdr::{self, parse_auth, parse_name_addr_strict as parse_name_addr, split_list};
 use crate::sip::uri::Scheme;
 use crate::sip::{FirstLine, HdrName, Uri};
 

@@ -49,6 +49,28 @@ fn trim_span(b: &[u8], base: usize, mut s: usize, mut e: usize) -> Span {
     Span::new(base + s, base + e)
 }
 
+/// The first element of a list-valued header value (no allocation).
+pub fn first_in_list(msg: &Message, value: Span) -> Span {
+    let b = &msg.buf()[value.range()];
+    let base = value.start as usize;
+    let (mut in_q, mut in_a, mut esc) = (false, false, false);
+    for (i, &c) in b.iter().enumerate() {
+        if esc {
+            esc = false;
+            continue;
+        }
+        match c {
+            b'\\' if in_q => esc = true,
+            b'"' if !in_a => in_q = !in_q,
+            b'<' if !in_q => in_a = true,
+            b'>' if !in_q => in_a = false,
+            b',' if !in_q && !in_a => return trim_span(b, base, 0, i),
+            _ => {}
+        }
+    }
+    trim_span(b, base, 0, b.len())
+}
+
 /// Splits a string list (already a `&str`) at top-level commas.
 pub fn split_list_str(v: &str) -> Vec<&str> {
     let b = v.as_bytes();
@@ -183,7 +205,15 @@ pub fn strip_brackets(h: &str) -> &str {
         .unwrap_or(h)
 }
 
-/// Parses one Via value. LWS is allowed around `/` (RFC 4475 wsinv).
+/// Parses one Via value, and checks every parameter (what `Message::validate` uses).
+pub fn parse_via_strict(v: &str) -> Result<Via<'_>, HdrError> {
+    let via = parse_via(v)?;
+    via.params.validate().map_err(|_| HdrError("Via"))?;
+    Ok(via)
+}
+
+/// Parses one Via value. LWS is allowed around `/` (RFC 4475 wsinv). Parameters are split
+/// on access, not checked (the message was validated once on arrival).
 pub fn parse_via(v: &str) -> Result<Via<'_>, HdrError> {
     let err = HdrError("Via");
     let mut rest = v;
@@ -215,7 +245,6 @@ pub fn parse_via(v: &str) -> Result<Via<'_>, HdrError> {
     let sent_by = trim_lws(&rest[..sb_len]);
     let (host, port) = split_host_port(sent_by).ok_or(err)?;
     let params = Params(&rest[sb_len..]);
-    params.validate().map_err(|_| err)?;
     let sent_by_end = sent_by_start
         + rest[..sb_len]
             .trim_end_matches([' ', '\t', '\r', '\n'])
@@ -310,8 +339,19 @@ impl<'a> NameAddr<'a> {
     }
 }
 
-/// Parses `[display-name] <uri> *(;param)` or `addr-spec *(;param)` strictly.
+/// Parses `[display-name] <uri> *(;param)` or `addr-spec *(;param)` and checks the
+/// display name, the URI and every parameter (what `Message::validate` uses).
+pub fn parse_name_addr_strict(v: &str) -> Result<NameAddr<'_>, HdrError> {
+    name_addr(v, true)
+}
+
+/// Parses the structure of a name-addr or addr-spec; the URI and parameters are not
+/// checked (the message was validated once on arrival).
 pub fn parse_name_addr(v: &str) -> Result<NameAddr<'_>, HdrError> {
+    name_addr(v, false)
+}
+
+fn name_addr(v: &str, strict: bool) -> Result<NameAddr<'_>, HdrError> {
     let err = HdrError("name-addr");
     let s = trim_lws(v);
     if s.is_empty() {
@@ -335,9 +375,10 @@ pub fn parse_name_addr(v: &str) -> Result<NameAddr<'_>, HdrError> {
         (Some(&s[..close + 2]), trim_lws_start(&q[close + 1..]))
     } else if let Some(lt) = s.find('<') {
         let dn = trim_lws(&s[..lt]);
-        if !dn
-            .bytes()
-            .all(|c| is_token_char(c) || matches!(c, b' ' | b'\t'))
+        if strict
+            && !dn
+                .bytes()
+                .all(|c| is_token_char(c) || matches!(c, b' ' | b'\t'))
         {
             return Err(err);
         }
@@ -349,9 +390,11 @@ pub fn parse_name_addr(v: &str) -> Result<NameAddr<'_>, HdrError> {
         if uri.contains(['?', ',', ' ', '\t', '<', '>', '"']) {
             return Err(err);
         }
-        Uri::parse(uri).map_err(|_| err)?;
         let params = Params(&s[end..]);
-        params.validate().map_err(|_| err)?;
+        if strict {
+            Uri::parse(uri).map_err(|_| err)?;
+            params.validate().map_err(|_| err)?;
+        }
         return Ok(NameAddr {
             display: None,
             uri,
@@ -365,9 +408,11 @@ pub fn parse_name_addr(v: &str) -> Result<NameAddr<'_>, HdrError> {
     if uri.is_empty() || uri.contains([' ', '\t', '\r', '\n', '<']) {
         return Err(err);
     }
-    Uri::parse(uri).map_err(|_| err)?;
     let params = Params(&inner[gt + 1..]);
-    params.validate().map_err(|_| err)?;
+    if strict {
+        Uri::parse(uri).map_err(|_| err)?;
+        params.validate().map_err(|_| err)?;
+    }
     Ok(NameAddr {
         display,
         uri,
@@ -504,7 +549,7 @@ mod tests {
         assert_eq!(v.host_bare(), "2001:db8::9:1");
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.received(), Some("2001:db8::9:255"));
-        assert!(parse_via("SIP/2.0/UDP 192.0.2.15;;").is_err());
+        assert!(parse_via_strict("SIP/2.0/UDP 192.0.2.15;;").is_err());
         assert!(parse_via("").is_err());
         assert!(parse_via("SIP/2.0/UDP [2001:db8::10").is_err());
     }
@@ -530,11 +575,15 @@ mod tests {
         assert_eq!(n.uri, "sip:caller@example.net");
         assert_eq!(n.tag(), Some("1"));
         // torture: unterminated quote, spaces in addr-spec, non-token display, bare '?'
-        assert!(parse_name_addr("\"Mr J. User <sip:j.user@example.com>").is_err());
-        assert!(parse_name_addr("\"W\" < sip:t.watson@example.org >").is_err());
-        assert!(parse_name_addr("Bell, Alexander <sip:a.g.bell@example.com>;tag=43").is_err());
-        assert!(parse_name_addr("sip:user@example.com?Route=%3Csip:sip.example.com%3E").is_err());
-        assert!(parse_name_addr("<sip:joe@example.org>;;;;").is_err());
+        assert!(parse_name_addr_strict("\"Mr J. User <sip:j.user@example.com>").is_err());
+        assert!(parse_name_addr_strict("\"W\" < sip:t.watson@example.org >").is_err());
+        assert!(
+            parse_name_addr_strict("Bell, Alexander <sip:a.g.bell@example.com>;tag=43").is_err()
+        );
+        assert!(
+            parse_name_addr_strict("sip:user@example.com?Route=%3Csip:sip.example.com%3E").is_err()
+        );
+        assert!(parse_name_addr_strict("<sip:joe@example.org>;;;;").is_err());
     }
 
     #[test]

@@ -292,7 +292,7 @@ impl Message {
 
     pub fn top_via(&self) -> Option<(Span, hdr::Via<'_>)> {
         let h = self.header(HdrName::Via)?;
-        let first = hdr::split_list(self, h.value).into_iter().next()?;
+        let first = hdr::first_in_list(self, h.value);
         hdr::parse_via(self.text(first)).ok().map(|v| (first, v))
     }
 
@@ -399,11 +399,11 @@ impl Message {
         match h.name {
             HdrName::Via => {
                 for s in hdr::split_list(self, h.value) {
-                    hdr::parse_via(self.text(s)).map_err(|_| bad("Bad Via"))?;
+                    hdr::parse_via_strict(self.text(s)).map_err(|_| bad("Bad Via"))?;
                 }
             }
             HdrName::From | HdrName::To => {
-                hdr::parse_name_addr(v).map_err(|_| {
+                hdr::parse_name_addr_strict(v).map_err(|_| {
                     bad(if h.name == HdrName::From {
                         "Bad From"
                     } else {
@@ -413,12 +413,12 @@ impl Message {
             }
             HdrName::Contact if v.trim() != "*" => {
                 for s in hdr::split_list(self, h.value) {
-                    hdr::parse_name_addr(self.text(s)).map_err(|_| bad("Bad Contact"))?;
+                    hdr::parse_name_addr_strict(self.text(s)).map_err(|_| bad("Bad Contact"))?;
                 }
             }
             HdrName::Route | HdrName::RecordRoute => {
                 for s in hdr::split_list(self, h.value) {
-                    hdr::parse_name_addr(self.text(s)).map_err(|_| bad("Bad Route"))?;
+                    hdr::parse_name_addr_strict(self.text(s)).map_err(|_| bad("Bad Route"))?;
                 }
             }
             HdrName::CSeq => {
@@ -609,7 +609,10 @@ v=0\n";
     #[test]
     fn request_line_without_uri_is_refused() {
         for bad in ["G SIP/ ", "G SIP/2.0", "INVITE  SIP/2.0 \r\n\r\n"] {
-            assert!(Message::parse(Bytes::copy_from_slice(bad.as_bytes())).is_err(), "{bad:?}");
+            assert!(
+                Message::parse(Bytes::copy_from_slice(bad.as_bytes())).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

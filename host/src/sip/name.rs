@@ -37,6 +37,9 @@ pub enum HdrName {
 impl HdrName {
     /// Identifies a header name (full or compact form), ignoring case.
     pub fn parse(name: &[u8]) -> HdrName {
+        if name.is_empty() {
+            return HdrName::Other;
+        }
         if name.len() == 1 {
             return match name[0].to_ascii_lowercase() {
                 b'v' => HdrName::Via,
@@ -82,8 +85,9 @@ impl HdrName {
             (b"path", HdrName::Path),
             (b"accept", HdrName::Accept),
         ];
+        let first = name[0].to_ascii_lowercase();
         for (n, h) in TABLE {
-            if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
+            if n.len() == name.len() && n[0] == first && n.eq_ignore_ascii_case(name) {
                 return *h;
             }
         }
