@@ -11,4 +11,5 @@ pub mod proxy;
 pub mod server;
 pub mod sip;
 pub mod stats;
+pub mod store;
 pub mod transport;

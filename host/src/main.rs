@@ -58,6 +58,7 @@ fn main() -> anyhow::Result<()> {
                 let server = kemibox::server::start(cfg).await?;
                 wait_for_shutdown().await;
                 tracing::info!(stats = ?server.env.stats.snapshot(), "shutting down");
+                server.shutdown();
                 Ok(())
             })
         }

@@ -7,6 +7,7 @@ use thiserror::Error;
 use crate::config::Config;
 use crate::engine::lua::{LuaEngine, LuaError, Script};
 use crate::kemi::{Env, Registry, RegistryError};
+use crate::modules::usrloc::Usrloc;
 use crate::net::{Listener, Net, Offline};
 use crate::proxy::pipeline::Router;
 use crate::stats::Stats;
@@ -20,6 +21,8 @@ pub enum StartError {
     Script(#[from] LuaError),
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error(transparent)]
+    Usrloc(#[from] crate::modules::usrloc::UsrlocError),
 }
 
 /// A running server.
@@ -27,6 +30,15 @@ pub struct Server {
     pub env: Arc<Env>,
     pub transports: Arc<Transports>,
     pub router: Arc<Router>,
+}
+
+impl Server {
+    /// Writes what must survive a restart (usrloc write-back).
+    pub fn shutdown(&self) {
+        if let Err(e) = self.env.usrloc.flush() {
+            tracing::error!("usrloc flush at shutdown: {e}");
+        }
+    }
 }
 
 fn sl_tag_prefix() -> String {
@@ -43,12 +55,14 @@ pub fn make_env(
     stats: Arc<Stats>,
 ) -> Result<Arc<Env>, StartError> {
     let registry = Registry::build(&cfg.modules())?;
+    let usrloc = Arc::new(Usrloc::from_config(&cfg)?);
     Ok(Arc::new(Env {
         cfg,
         registry,
         net,
         stats,
         sl_tag_prefix: sl_tag_prefix(),
+        usrloc,
     }))
 }
 
@@ -91,6 +105,19 @@ pub async fn start(cfg: Config) -> Result<Server, StartError> {
     for l in transports.listeners() {
         tracing::info!("listening on {}:{}", l.proto.lower(), l.addr);
     }
+    // usrloc: expire bindings and write back changes every timer_interval.
+    let ul = env.usrloc.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(ul.timer_interval));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let ul2 = ul.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || ul2.timer()).await {
+                tracing::error!("usrloc timer: {e}");
+            }
+        }
+    });
     if let Some(addr) = cfg.control.as_ref().and_then(|c| c.addr) {
         let local = crate::control::serve(addr, env.stats.clone(), transports.clone())
             .await

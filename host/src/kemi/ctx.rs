@@ -40,6 +40,8 @@ pub struct Env {
     pub stats: Arc<Stats>,
     /// The fixed first part of the To-tag of stateless replies (per process start).
     pub sl_tag_prefix: String,
+    /// The location service (registrar/usrloc); memory-only unless configured.
+    pub usrloc: Arc<crate::modules::usrloc::Usrloc>,
 }
 
 /// Per-message state.

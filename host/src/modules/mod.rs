@@ -9,10 +9,12 @@ pub mod hdr;
 pub mod kx;
 pub mod maxfwd;
 pub mod pv;
+pub mod registrar;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
 pub mod textops;
+pub mod usrloc;
 pub mod x;
 
 mod core;
@@ -20,7 +22,15 @@ mod core;
 /// Modules that can be named in `[core] modules` (the core, `pv`, `hdr` and `x` are
 /// always loaded).
 pub const AVAILABLE: &[&str] = &[
-    "sl", "maxfwd", "sanity", "siputils", "kx", "corex", "textops",
+    "sl",
+    "maxfwd",
+    "sanity",
+    "siputils",
+    "kx",
+    "corex",
+    "textops",
+    "registrar",
+    "usrloc",
 ];
 
 /// The exports of one module (`""` is the core).
@@ -37,6 +47,7 @@ pub fn exports_of(module: &str) -> Vec<Export> {
         "kx" => kx::exports(),
         "corex" => corex::exports(),
         "textops" => textops::exports(),
+        "registrar" => registrar::exports(),
         _ => Vec::new(),
     }
 }
@@ -59,6 +70,21 @@ pub fn modparams_of(module: &str) -> Option<&'static [(&'static str, ParamKind)]
             ("options_support", ParamKind::Str),
         ],
         "sl" => &[("bind_tm", ParamKind::Int)],
+        "registrar" => &[
+            ("default_expires", ParamKind::Int),
+            ("min_expires", ParamKind::Int),
+            ("max_expires", ParamKind::Int),
+            ("max_contacts", ParamKind::Int),
+            ("method_filtering", ParamKind::Int),
+            ("min_expires_mode", ParamKind::Int),
+        ],
+        "usrloc" => &[
+            ("db_url", ParamKind::Str),
+            ("db_mode", ParamKind::Int),
+            ("preload", ParamKind::Str),
+            ("use_domain", ParamKind::Int),
+            ("timer_interval", ParamKind::Int),
+        ],
         "kx" | "corex" | "textops" => &[],
         _ => return None,
     })

@@ -371,6 +371,7 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
             net: rec.clone(),
             stats: Arc::new(Stats::default()),
             sl_tag_prefix: "0123456789abcdef0123456789abcdef".into(),
+            usrloc: Arc::new(crate::modules::usrloc::Usrloc::in_memory()),
         });
         let engine = LuaEngine::new(&Script::read(&path).expect("read"), &env).expect("engine");
         (env, rec, engine)
