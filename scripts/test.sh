@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine and runs the whole test suite: formatting, clippy, unit tests,
-# end-to-end tests over real sockets (sipp, stunnel, WebSocket, the torture corpora in a
-# private network namespace) and a bounded fuzzing run of the parser.
+# Sets up a fresh machine and runs the whole test suite: formatting, clippy, a bounded
+# fuzzing run of the parser, unit tests and end-to-end tests over real sockets (sipp,
+# stunnel, dnsmasq, a WebSocket client, real Kamailio, the torture corpora in a private
+# network namespace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+
+# Fuzz the parser for FUZZ_SECONDS (a crash fails the run; its log is shown then).
+fuzz_log=$(mktemp)
+if ! FUZZ_SECONDS="${FUZZ_SECONDS:-60}" host/fuzz/run.sh >"$fuzz_log" 2>&1; then
+  tail -60 "$fuzz_log"
+  echo "fuzzing found a crash (input under host/fuzz/artifacts/parse/)" >&2
+  exit 1
+fi
+grep -E "^(Done|stat::number_of_executed_units)" "$fuzz_log" || true
+rm -f "$fuzz_log"
+
 # The end-to-end tests start the kemibox binary as a real process.
 cargo build -p kemibox
 cargo test --workspace
-
-if [[ -x host/fuzz/run.sh ]]; then
-  FUZZ_SECONDS="${FUZZ_SECONDS:-60}" host/fuzz/run.sh
-fi
