@@ -12,4 +12,5 @@ pub mod server;
 pub mod sip;
 pub mod stats;
 pub mod store;
+pub mod tm;
 pub mod transport;

@@ -150,6 +150,11 @@ pub trait Net: Send + Sync {
         secure: bool,
     ) -> Result<(Proto, SocketAddr), SendError>;
 
+    /// True when the egress allow-list lets a message go to `ip`.
+    fn egress_allows(&self, _ip: IpAddr) -> bool {
+        true
+    }
+
     /// The listener to send from for a protocol and address family.
     fn listener_for(&self, proto: Proto, v6: bool) -> Option<&Listener> {
         self.listeners()

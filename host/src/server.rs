@@ -56,6 +56,7 @@ pub fn make_env(
 ) -> Result<Arc<Env>, StartError> {
     let registry = Registry::build(&cfg.modules())?;
     let usrloc = Arc::new(Usrloc::from_config(&cfg)?);
+    let tm = Arc::new(crate::modules::tm::Tm::from_config(&cfg));
     Ok(Arc::new(Env {
         cfg,
         registry,
@@ -63,6 +64,8 @@ pub fn make_env(
         stats,
         sl_tag_prefix: sl_tag_prefix(),
         usrloc,
+        tm,
+        script: std::sync::OnceLock::new(),
     }))
 }
 
@@ -96,6 +99,7 @@ pub async fn start(cfg: Config) -> Result<Server, StartError> {
     let env = make_env(cfg.clone(), transports.clone(), stats)?;
     // Load once here so a broken script stops start-up with its error.
     LuaEngine::new(&script, &env)?;
+    let _ = env.script.set((1, script.clone()));
     let router = Arc::new(Router::new(env.clone(), script));
     let r2 = router.clone();
     transports.start(

@@ -174,6 +174,19 @@ impl Kemibox {
         out.starts_with("HTTP/1.0 200").then_some(out)
     }
 
+    /// Waits (up to 2 s) for a counter to reach `want`, and returns its value then:
+    /// counters are bumped right after a send, so a client may see the message first.
+    pub fn metric_settled(&self, name: &str, want: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let v = self.metric(name);
+            if v >= want || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A counter from `/metrics` (`name` without the `kemibox_` prefix and `_total`).
     pub fn metric(&self, name: &str) -> u64 {
         let text = self.try_metrics().expect("metrics endpoint answers");

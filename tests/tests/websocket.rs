@@ -124,5 +124,5 @@ async fn websocket_client_gets_answers() {
         1,
         "our Via removed: {text}"
     );
-    assert_eq!(kb.metric("fwd_replies"), 1);
+    assert_eq!(kb.metric_settled("fwd_replies", 1), 1);
 }

@@ -28,8 +28,30 @@ pub struct RecvInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteKind {
     Request,
+    /// The core reply route (`ksr_reply_route`).
     Reply,
     Onsend,
+    /// A transaction's failure route (`t_on_failure`).
+    Failure,
+    /// A transaction's reply route (`t_on_reply`).
+    TmReply,
+    /// A transaction's branch route (`t_on_branch`).
+    Branch,
+}
+
+/// tm state a message carries before (and while) it has a transaction.
+#[derive(Clone, Debug, Default)]
+pub struct TmPending {
+    pub on_failure: Option<String>,
+    pub on_branch: Option<String>,
+    pub on_reply: Option<String>,
+    /// `t_set_fr(fr_inv_ms, fr_ms)`; 0 keeps the default.
+    pub fr_inv_ms: u64,
+    pub fr_ms: u64,
+    /// In a failure route: the picked reply (code, branch timed out, branch replied).
+    pub picked: Option<(u16, bool, bool)>,
+    /// `tmx.t_precheck_trans` registered this request as being processed.
+    pub precheck_key: Option<String>,
 }
 
 /// Everything shared by all messages: configuration, registry, network, counters.
@@ -42,6 +64,10 @@ pub struct Env {
     pub sl_tag_prefix: String,
     /// The location service (registrar/usrloc); memory-only unless configured.
     pub usrloc: Arc<crate::modules::usrloc::Usrloc>,
+    /// The transaction table (tm).
+    pub tm: Arc<crate::modules::tm::Tm>,
+    /// The routing script and its generation, for routes run later by tm (set at start).
+    pub script: std::sync::OnceLock<(u64, crate::engine::lua::Script)>,
 }
 
 /// Per-message state.
@@ -78,6 +104,9 @@ pub struct Ctx {
     pub branches: Vec<(String, Option<String>)>,
     /// Error to report by `sl_reply_error` (code, reason).
     pub last_error: Option<(u16, &'static str)>,
+    /// The transaction this message belongs to (tm).
+    pub txn: Option<u64>,
+    pub tm: TmPending,
 }
 
 impl Ctx {
@@ -107,6 +136,8 @@ impl Ctx {
             vars: HashMap::new(),
             branches: Vec::new(),
             last_error: None,
+            txn: None,
+            tm: TmPending::default(),
         }
     }
 
@@ -135,6 +166,23 @@ impl Ctx {
         crate::sip::hdr::parse_name_addr(self.msg.text(v))
             .ok()
             .map(|n| n.uri)
+    }
+
+    /// A copy for another route on the same request (failure or branch route): the
+    /// message and the script's changes, flags and variables.
+    pub fn fork(&self, route: RouteKind) -> Ctx {
+        let mut c = Ctx::new(self.env.clone(), self.msg.clone(), self.rcv, route);
+        c.lumps = self.lumps.clone();
+        c.new_uri = self.new_uri.clone();
+        c.dst_uri = self.dst_uri.clone();
+        c.flags = self.flags;
+        c.bflags = self.bflags;
+        c.force_rport = self.force_rport;
+        c.avps = self.avps.clone();
+        c.xavps = self.xavps.clone();
+        c.txn = self.txn;
+        c.tm = self.tm.clone();
+        c
     }
 
     pub fn is_reply(&self) -> bool {

@@ -4,7 +4,7 @@
 
 mod ctx;
 
-pub use ctx::{Ctx, Env, RecvInfo, RouteKind};
+pub use ctx::{Ctx, Env, RecvInfo, RouteKind, TmPending};
 
 use std::collections::HashMap;
 

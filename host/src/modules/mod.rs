@@ -14,6 +14,7 @@ pub mod sanity;
 pub mod siputils;
 pub mod sl;
 pub mod textops;
+pub mod tm;
 pub mod usrloc;
 pub mod x;
 
@@ -31,6 +32,8 @@ pub const AVAILABLE: &[&str] = &[
     "textops",
     "registrar",
     "usrloc",
+    "tm",
+    "tmx",
 ];
 
 /// The exports of one module (`""` is the core).
@@ -48,6 +51,8 @@ pub fn exports_of(module: &str) -> Vec<Export> {
         "corex" => corex::exports(),
         "textops" => textops::exports(),
         "registrar" => registrar::exports(),
+        "tm" => tm::exports(),
+        "tmx" => tm::tmx_exports(),
         _ => Vec::new(),
     }
 }
@@ -85,7 +90,15 @@ pub fn modparams_of(module: &str) -> Option<&'static [(&'static str, ParamKind)]
             ("use_domain", ParamKind::Int),
             ("timer_interval", ParamKind::Int),
         ],
-        "kx" | "corex" | "textops" => &[],
+        "tm" => &[
+            ("fr_timer", ParamKind::Int),
+            ("fr_inv_timer", ParamKind::Int),
+            ("wt_timer", ParamKind::Int),
+            ("retr_timer1", ParamKind::Int),
+            ("retr_timer2", ParamKind::Int),
+            ("auto_inv_100", ParamKind::Int),
+        ],
+        "kx" | "corex" | "textops" | "tmx" => &[],
         _ => return None,
     })
 }

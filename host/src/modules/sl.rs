@@ -42,5 +42,8 @@ fn reply_error(c: &mut Ctx, _: &[Val]) -> R {
         return Ok(Val::Int(-2));
     }
     let (code, reason) = c.last_error.unwrap_or((500, "Server Internal Error"));
+    if c.txn.is_some() {
+        return Ok(Val::Int(super::tm::t_reply(c, code, reason)));
+    }
     reply(c, code as i64, reason)
 }

@@ -75,6 +75,7 @@ impl Router {
         });
         match result {
             Ok(Some((mut ctx, outcome))) => {
+                crate::modules::tm::after_request_route(&mut ctx);
                 if let Outcome::Error(e) = outcome {
                     Stats::inc(&self.env.stats.script_errors);
                     tracing::error!(
@@ -123,6 +124,9 @@ impl Router {
         };
         if ctx.drop {
             Stats::inc(&self.env.stats.drops);
+            return;
+        }
+        if crate::modules::tm::on_reply(&self.env, ctx.msg.clone()) {
             return;
         }
         match forward_reply(&mut ctx) {

@@ -216,6 +216,10 @@ impl Net for Transports {
         &self.listeners
     }
 
+    fn egress_allows(&self, ip: std::net::IpAddr) -> bool {
+        self.egress.allows(ip)
+    }
+
     fn resolve(
         &self,
         host: &str,

@@ -365,6 +365,12 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
             }],
             sent: Mutex::new(Vec::new()),
         });
+        let cfg_for_tm = Config::from_str(
+            &format!("[routing]\nengine=\"lua\"\nscript=\"{}\"\n", path.display()),
+            "t.toml",
+            std::env::temp_dir(),
+        )
+        .expect("config");
         let env = Arc::new(Env {
             registry: Registry::build(&cfg.modules()).expect("registry"),
             cfg: Arc::new(cfg),
@@ -372,6 +378,8 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
             stats: Arc::new(Stats::default()),
             sl_tag_prefix: "0123456789abcdef0123456789abcdef".into(),
             usrloc: Arc::new(crate::modules::usrloc::Usrloc::in_memory()),
+            tm: Arc::new(crate::modules::tm::Tm::from_config(&cfg_for_tm)),
+            script: std::sync::OnceLock::new(),
         });
         let engine = LuaEngine::new(&Script::read(&path).expect("read"), &env).expect("engine");
         (env, rec, engine)

@@ -1,0 +1,1187 @@
+//! `KSR.tm` and `KSR.tmx`: the transaction-stateful proxy. The transaction table, the
+//! I/O around the sans-I/O state machines of [`crate::tm`] (timers are tokio tasks that
+//! report back with a generation number), forking, best-response selection, CANCEL,
+//! failure and reply routes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::engine::lua::{with_worker_engine, Outcome};
+use crate::export;
+use crate::kemi::{n, s, Ctx, Env, Export, KemiError, RecvInfo, RouteKind, Val};
+use crate::net::{Dest, SendError};
+use crate::proxy::forward::{build_forwarded, target_of, FwdError};
+use crate::proxy::reply::{build_reply, reply_dest};
+use crate::sip::hdr::{first_in_list, parse_name_addr};
+use crate::sip::lump::Lumps;
+use crate::sip::{HdrName, Message, Method, Span};
+use crate::stats::Stats;
+use crate::tm::client::{self, ClientTxn};
+use crate::tm::server::{self, ServerTxn};
+use crate::tm::{select, Timers};
+
+type R = Result<Val, KemiError>;
+
+fn i(v: i64) -> R {
+    Ok(Val::Int(v))
+}
+
+/// The reply tm sends when relaying failed (Kamailio's err2reason_phrase for "TM").
+fn relay_error_reply(code: i64) -> (u16, &'static str) {
+    match code {
+        -477 => (
+            477,
+            "Unfortunately error on sending to next hop occurred (477/TM)",
+        ),
+        -478 => (478, "Unresolvable destination (478/TM)"),
+        -479 => (
+            479,
+            "Regretfully, we were not able to process the URI (479/TM)",
+        ),
+        -487 => (487, "Transaction canceled (487/TM)"),
+        _ => (500, "I'm terribly sorry, server error occurred (1/TM)"),
+    }
+}
+
+/// One outgoing branch of a transaction.
+struct Branch {
+    id: String,
+    dest: Dest,
+    /// The request as sent (retransmissions, CANCEL and ACK are built from it).
+    request: Bytes,
+    client: ClientTxn,
+    gens: HashMap<client::Timer, u64>,
+    last_code: u16,
+    /// Final response: code and the message (None for a local 408/503).
+    final_reply: Option<(u16, Option<Message>)>,
+    timed_out: bool,
+    cancel_pending: bool,
+    cancel_sent: bool,
+    /// A provisional response came on this branch.
+    provisional: bool,
+}
+
+/// A proxy transaction: the server side and its branches.
+struct Txn {
+    id: u64,
+    key: String,
+    invite: bool,
+    /// The request as received and the script's state when it was relayed.
+    base: Ctx,
+    server: ServerTxn,
+    server_gens: HashMap<server::Timer, u64>,
+    last_reply: Option<(u16, Bytes)>,
+    branches: Vec<Branch>,
+    /// Branches added since the last failure route (earlier ones no longer compete).
+    first_live_branch: usize,
+    canceled: bool,
+    /// A final response went upstream.
+    finished: bool,
+    timers: Timers,
+}
+
+#[derive(Default)]
+struct Tables {
+    txns: HashMap<u64, Arc<Mutex<Txn>>>,
+    by_key: HashMap<String, u64>,
+    by_branch: HashMap<String, (u64, usize)>,
+}
+
+/// The transaction table.
+pub struct Tm {
+    tables: Mutex<Tables>,
+    next: AtomicU64,
+    pub timers: Timers,
+    auto_inv_100: bool,
+    /// Requests being processed right now (`tmx.t_precheck_trans`).
+    in_flight: Mutex<std::collections::HashSet<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update of the guarded data is complete before anything can panic, so a
+    // poisoned lock holds consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The transaction key of a request (RFC 3261 §17.2.3, with the RFC 2543 fallback).
+/// ACK matches its INVITE; CANCEL has its own transaction.
+pub fn request_key(msg: &Message, rcv: &RecvInfo, as_method: Option<&str>) -> Option<String> {
+    let (_, via) = msg.top_via()?;
+    let m = as_method.unwrap_or_else(|| match msg.method() {
+        Some(Method::Ack) => "INVITE",
+        _ => msg.method_text(),
+    });
+    match via.branch() {
+        Some(b) if b.starts_with("z9hG4bK") => Some(format!(
+            "{b}|{}:{}|{m}",
+            via.host.to_ascii_lowercase(),
+            via.port.unwrap_or(0)
+        )),
+        _ => {
+            let ftag = msg
+                .value(HdrName::From)
+                .and_then(|v| parse_name_addr(v).ok()?.tag())
+                .unwrap_or("");
+            Some(format!(
+                "2543|{}|{}|{ftag}|{}|{}|{m}",
+                msg.call_id().unwrap_or(""),
+                msg.cseq().map(|c| c.seq).unwrap_or(0),
+                rcv.src,
+                msg.ruri().unwrap_or("")
+            ))
+        }
+    }
+}
+
+impl Tm {
+    pub fn from_config(cfg: &Config) -> Tm {
+        let ms =
+            |k: &str, d: i64| Duration::from_millis(cfg.modparam_int("tm", k, d).max(1) as u64);
+        Tm {
+            tables: Mutex::new(Tables::default()),
+            next: AtomicU64::new(1),
+            timers: Timers {
+                t1: ms("retr_timer1", 500),
+                t2: ms("retr_timer2", 4000),
+                fr: ms("fr_timer", 30_000),
+                fr_inv: ms("fr_inv_timer", 120_000),
+                wait: ms("wt_timer", 5000),
+            },
+            auto_inv_100: cfg.modparam_int("tm", "auto_inv_100", 1) != 0,
+            in_flight: Mutex::new(Default::default()),
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<Arc<Mutex<Txn>>> {
+        lock(&self.tables).txns.get(&id).cloned()
+    }
+
+    fn find(&self, key: &str) -> Option<(u64, Arc<Mutex<Txn>>)> {
+        let t = lock(&self.tables);
+        let id = *t.by_key.get(key)?;
+        t.txns.get(&id).map(|x| (id, x.clone()))
+    }
+
+    /// Number of live transactions.
+    pub fn len(&self) -> usize {
+        lock(&self.tables).txns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets a transaction. Locks are taken one at a time (tables, then the
+    /// transaction, then tables), never nested, so this cannot deadlock with code that
+    /// holds a transaction and looks up the tables.
+    fn remove(&self, id: u64) {
+        let Some(txn) = lock(&self.tables).txns.remove(&id) else {
+            return;
+        };
+        let (key, branches): (String, Vec<String>) = {
+            let t = lock(&txn);
+            (
+                t.key.clone(),
+                t.branches.iter().map(|b| b.id.clone()).collect(),
+            )
+        };
+        let mut tables = lock(&self.tables);
+        if tables.by_key.get(&key) == Some(&id) {
+            tables.by_key.remove(&key);
+        }
+        for b in branches {
+            tables.by_branch.remove(&b);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Timers: a tokio task per armed timer; a newer generation cancels an older one.
+
+#[derive(Clone, Copy, Debug)]
+enum TimerRef {
+    Server(server::Timer),
+    Client(usize, client::Timer),
+}
+
+fn arm(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64, d: Duration) {
+    let env = env.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(d).await;
+        on_timer(&env, id, which, gen);
+    });
+}
+
+fn on_timer(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64) {
+    let Some(txn) = env.tm.get(id) else { return };
+    let mut t = lock(&txn);
+    match which {
+        TimerRef::Server(st) => {
+            if t.server_gens.get(&st) != Some(&gen) {
+                return;
+            }
+            let acts = t.server.on_timer(st);
+            let done = server_actions(env, &mut t, acts);
+            drop(t);
+            if done {
+                env.tm.remove(id);
+            }
+        }
+        TimerRef::Client(bi, ct) => {
+            let Some(b) = t.branches.get_mut(bi) else {
+                return;
+            };
+            if b.gens.get(&ct) != Some(&gen) {
+                return;
+            }
+            let acts = b.client.on_timer(ct);
+            let need_final = client_actions(env, &mut t, bi, acts, None);
+            drop(t);
+            if need_final {
+                finalize(env, &txn);
+            }
+        }
+    }
+}
+
+/// Carries out server transaction actions; true when the transaction is over.
+fn server_actions(env: &Arc<Env>, t: &mut Txn, acts: Vec<server::Action>) -> bool {
+    let mut done = false;
+    for a in acts {
+        match a {
+            server::Action::ResendLast => {
+                if let Some((_, data)) = &t.last_reply {
+                    let _ = env.net.send(&reply_dest(&t.base), data.clone());
+                }
+            }
+            server::Action::Start(st, d) => {
+                let g = t.server_gens.entry(st).or_insert(0);
+                *g += 1;
+                arm(env, t.id, TimerRef::Server(st), *g, d);
+            }
+            server::Action::Stop(st) => {
+                *t.server_gens.entry(st).or_insert(0) += 1;
+            }
+            server::Action::Done => done = true,
+        }
+    }
+    done
+}
+
+/// Carries out client transaction actions for branch `bi`; true when the branch got its
+/// final answer (or timed out) and the transaction may now be decided.
+fn client_actions(
+    env: &Arc<Env>,
+    t: &mut Txn,
+    bi: usize,
+    acts: Vec<client::Action>,
+    reply: Option<&Message>,
+) -> bool {
+    let mut final_now = false;
+    for a in acts {
+        let id = t.id;
+        let invite = t.invite;
+        let b = &mut t.branches[bi];
+        match a {
+            client::Action::Send => {
+                if env.net.send(&b.dest, b.request.clone()).is_err() {
+                    Stats::inc(&env.stats.send_errors);
+                }
+            }
+            client::Action::SendAck => {
+                if let Some(r) = reply {
+                    if let Some(ack) = build_hop_request(&b.request, "ACK", Some(r)) {
+                        let _ = env.net.send(&b.dest, ack);
+                    }
+                }
+            }
+            client::Action::PassUp(_) => {}
+            client::Action::TimedOut => {
+                b.timed_out = true;
+                if invite && b.last_code >= 100 && !b.cancel_sent {
+                    send_cancel(env, b);
+                }
+                b.final_reply = Some((408, None));
+                final_now = true;
+            }
+            client::Action::Start(ct, d) => {
+                let g = b.gens.entry(ct).or_insert(0);
+                *g += 1;
+                arm(env, id, TimerRef::Client(bi, ct), *g, d);
+            }
+            client::Action::Stop(ct) => {
+                *b.gens.entry(ct).or_insert(0) += 1;
+            }
+            client::Action::Done => {}
+        }
+    }
+    final_now
+}
+
+/// ACK (for a non-2xx) or CANCEL built from the request of a branch (RFC 3261 §17.1.1.3,
+/// §9.1): same Request-URI, top Via, Route set, From, Call-ID and CSeq number.
+fn build_hop_request(request: &Bytes, method: &str, reply: Option<&Message>) -> Option<Bytes> {
+    let req = Message::parse(request.clone()).ok()?;
+    let ruri = req.ruri()?;
+    let mut out = format!("{method} {ruri} SIP/2.0\r\n");
+    let via = req.header(HdrName::Via)?;
+    out.push_str("Via: ");
+    out.push_str(req.text(first_in_list(&req, via.value)));
+    out.push_str("\r\n");
+    for h in req.headers_named(HdrName::Route) {
+        out.push_str("Route: ");
+        out.push_str(req.text(h.value));
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("From: {}\r\n", req.value(HdrName::From)?));
+    let to = match reply {
+        Some(r) => r.value(HdrName::To)?,
+        None => req.value(HdrName::To)?,
+    };
+    out.push_str(&format!("To: {to}\r\n"));
+    out.push_str(&format!("Call-ID: {}\r\n", req.call_id()?));
+    out.push_str(&format!("CSeq: {} {method}\r\n", req.cseq()?.seq));
+    out.push_str("Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    Some(Bytes::from(out))
+}
+
+fn send_cancel(env: &Arc<Env>, b: &mut Branch) {
+    if let Some(cancel) = build_hop_request(&b.request, "CANCEL", None) {
+        let _ = env.net.send(&b.dest, cancel);
+    }
+    b.cancel_sent = true;
+    b.cancel_pending = false;
+}
+
+/// Sends a response upstream on the server transaction.
+fn send_upstream(env: &Arc<Env>, t: &mut Txn, code: u16, data: Bytes) {
+    let r = env.net.send(&reply_dest(&t.base), data.clone());
+    match r {
+        Ok(()) => {
+            if code >= 200 {
+                Stats::inc(&env.stats.fwd_replies);
+            }
+        }
+        Err(e) => {
+            tracing::debug!("reply upstream not sent: {e}");
+            Stats::inc(&env.stats.send_errors);
+        }
+    }
+    if code >= t.last_reply.as_ref().map(|(c, _)| *c).unwrap_or(0) || code >= 200 {
+        t.last_reply = Some((code, data));
+    }
+    if code >= 200 {
+        t.finished = true;
+    }
+    let acts = t.server.on_send(code);
+    let _ = server_actions(env, t, acts);
+}
+
+/// A locally generated response on the transaction.
+fn reply_local(env: &Arc<Env>, t: &mut Txn, code: u16, reason: &str) {
+    let data = Bytes::from(build_reply(&t.base, code, reason));
+    Stats::inc(&env.stats.sent_replies);
+    send_upstream(env, t, code, data);
+}
+
+/// A downstream response relayed upstream: our Via removed.
+fn relay_response(env: &Arc<Env>, t: &mut Txn, msg: &Message) {
+    let Some(code) = msg.status() else { return };
+    let mut lumps = Lumps::default();
+    if let Some(h) = msg.header(HdrName::Via) {
+        let vals = crate::sip::hdr::split_list(msg, h.value);
+        if vals.len() > 1 {
+            lumps.delete(Span {
+                start: vals[0].start,
+                end: vals[1].start,
+            });
+        } else {
+            lumps.delete(h.line);
+        }
+    }
+    let (code, data) = if code == 503 {
+        // remap_503_500: a 503 from downstream goes upstream as 500 (RFC 3261 §16.7).
+        let mut l = lumps.clone();
+        if let crate::sip::FirstLine::Response {
+            code: _,
+            version,
+            reason,
+        } = msg.first
+        {
+            l.replace(
+                Span {
+                    start: version.end + 1,
+                    end: reason.end,
+                },
+                Bytes::from_static(b"500 Service Unavailable"),
+            );
+        }
+        (500, l.apply(msg.buf()))
+    } else {
+        (code, lumps.apply(msg.buf()))
+    };
+    send_upstream(env, t, code, Bytes::from(data));
+}
+
+// ---------------------------------------------------------------------------------------
+// Replies from downstream.
+
+/// Handles a response that belongs to one of our client transactions. False when it
+/// does not (the caller forwards it statelessly).
+pub fn on_reply(env: &Arc<Env>, msg: Message) -> bool {
+    let Some(branch) = msg
+        .top_via()
+        .and_then(|(_, v)| v.branch().map(str::to_string))
+    else {
+        return false;
+    };
+    let Some((id, bi)) = lock(&env.tm.tables).by_branch.get(&branch).copied() else {
+        return false;
+    };
+    let Some(txn) = env.tm.get(id) else {
+        return false;
+    };
+    let code = msg.status().unwrap_or(0);
+    let is_cancel_reply = msg.cseq().is_some_and(|c| c.method == "CANCEL");
+    if is_cancel_reply {
+        // The answer to our own hop-by-hop CANCEL.
+        return true;
+    }
+    // The transaction's reply route sees every response first.
+    let on_reply = lock(&txn).base.tm.on_reply.clone();
+    if let Some(route) = on_reply {
+        let base_rcv = lock(&txn).base.rcv;
+        let mut ctx = Ctx::new(env.clone(), msg.clone(), base_rcv, RouteKind::TmReply);
+        ctx.txn = Some(id);
+        if let Some((ctx, _)) = run_route(env, ctx, &route) {
+            if ctx.drop && code < 200 {
+                return true;
+            }
+        }
+    }
+    let mut t = lock(&txn);
+    if bi >= t.branches.len() {
+        return true;
+    }
+    let acts = t.branches[bi].client.on_response(code);
+    let passed = acts.contains(&client::Action::PassUp(code));
+    let _ = client_actions(env, &mut t, bi, acts, Some(&msg));
+    if !passed {
+        return true;
+    }
+    t.branches[bi].last_code = code;
+    match code {
+        100..=199 => {
+            if t.branches[bi].cancel_pending || (t.canceled && !t.branches[bi].cancel_sent) {
+                let b = &mut t.branches[bi];
+                send_cancel(env, b);
+            }
+            t.branches[bi].provisional = true;
+            if code != 100 && !t.finished {
+                relay_response(env, &mut t, &msg);
+            }
+            true
+        }
+        200..=299 => {
+            t.branches[bi].final_reply = Some((code, Some(msg.clone())));
+            // Every 2xx goes upstream; the other branches are canceled.
+            relay_response(env, &mut t, &msg);
+            cancel_pending_branches(env, &mut t, Some(bi));
+            true
+        }
+        _ => {
+            t.branches[bi].final_reply = Some((code, Some(msg)));
+            if (600..700).contains(&code) {
+                cancel_pending_branches(env, &mut t, Some(bi));
+            }
+            drop(t);
+            finalize(env, &txn);
+            true
+        }
+    }
+}
+
+fn cancel_pending_branches(env: &Arc<Env>, t: &mut Txn, except: Option<usize>) {
+    if !t.invite {
+        return;
+    }
+    for (i, b) in t.branches.iter_mut().enumerate() {
+        if Some(i) == except || b.final_reply.is_some() || b.cancel_sent {
+            continue;
+        }
+        if b.last_code >= 100 {
+            send_cancel(env, b);
+        } else {
+            b.cancel_pending = true;
+        }
+    }
+}
+
+/// When every live branch has its final answer: run the failure route, or send the best
+/// answer upstream.
+fn finalize(env: &Arc<Env>, txn: &Arc<Mutex<Txn>>) {
+    let (picked_idx, picked_code, route) = {
+        let mut t = lock(txn);
+        if t.finished {
+            return;
+        }
+        let live = t.first_live_branch;
+        if t.branches[live..].iter().any(|b| b.final_reply.is_none()) {
+            return;
+        }
+        let codes: Vec<u16> = t.branches[live..]
+            .iter()
+            .map(|b| b.final_reply.as_ref().map(|(c, _)| *c).unwrap_or(500))
+            .collect();
+        let Some(best) = select::best(&codes) else {
+            return;
+        };
+        let bi = live + best;
+        let code = codes[best];
+        // The handler is consumed: a failure route must arm it again for new branches.
+        let route = if code >= 300 {
+            t.base.tm.on_failure.take()
+        } else {
+            None
+        };
+        (bi, code, route)
+    };
+    if let Some(route) = route {
+        let (mut ctx, id) = {
+            let t = lock(txn);
+            let b = &t.branches[picked_idx];
+            let mut c = t.base.fork(RouteKind::Failure);
+            c.tm.picked = Some((picked_code, b.timed_out, b.provisional));
+            (c, t.id)
+        };
+        ctx.txn = Some(id);
+        let before = lock(txn).branches.len();
+        let result = run_route(env, ctx, &route);
+        let t = lock(txn);
+        if t.finished {
+            return; // the failure route replied
+        }
+        if t.branches.len() > before {
+            return; // new branches are running
+        }
+        drop(t);
+        if let Some((c, _)) = result {
+            // Keep changes the failure route made to the base request (flags etc.).
+            let mut t = lock(txn);
+            t.base.flags = c.flags;
+        }
+    }
+    let mut t = lock(txn);
+    if t.finished {
+        return;
+    }
+    let reply = t.branches[picked_idx].final_reply.clone();
+    match reply {
+        Some((_, Some(msg))) => relay_response(env, &mut t, &msg),
+        Some((code, None)) => {
+            if t.canceled {
+                reply_local(env, &mut t, 487, "Request Terminated");
+            } else if code == 408 {
+                reply_local(env, &mut t, 408, "Request Timeout");
+            } else {
+                reply_local(env, &mut t, 500, "Service Unavailable");
+            }
+        }
+        None => reply_local(env, &mut t, 500, "Server Internal Error"),
+    }
+}
+
+/// Runs a script route for tm (failure / reply), outside any other route.
+fn run_route(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
+    let (gen, script) = env.script.get()?;
+    match with_worker_engine(*gen, script, env, |eng| eng.run(ctx, name)) {
+        Ok(Some((ctx, outcome))) => {
+            if let Outcome::Error(e) = &outcome {
+                Stats::inc(&env.stats.script_errors);
+                tracing::error!("error from Lua in {name}: {e}");
+            }
+            Some((ctx, outcome))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!("script engine: {e}");
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Requests.
+
+/// t_newtran: 1 created, 0 retransmission (answered again), -10 exists already.
+fn newtran(c: &mut Ctx) -> i64 {
+    if c.txn.is_some() {
+        return -10;
+    }
+    if !c.msg.is_request() {
+        return -1;
+    }
+    let Some(key) = request_key(&c.msg, &c.rcv, None) else {
+        return -9;
+    };
+    let env = c.env.clone();
+    if let Some((_, txn)) = env.tm.find(&key) {
+        let mut t = lock(&txn);
+        if c.msg.method() == Some(Method::Ack) {
+            let acts = t.server.on_ack();
+            let _ = server_actions(&env, &mut t, acts);
+        } else {
+            let acts = t.server.on_retransmission();
+            let _ = server_actions(&env, &mut t, acts);
+        }
+        return 0;
+    }
+    if c.msg.method() == Some(Method::Ack) {
+        return 1; // an ACK for a 2xx: no transaction
+    }
+    let id = env.tm.next.fetch_add(1, Ordering::Relaxed);
+    let invite = c.msg.method() == Some(Method::Invite);
+    let mut timers = env.tm.timers;
+    if c.tm.fr_ms > 0 {
+        timers.fr = Duration::from_millis(c.tm.fr_ms);
+    }
+    if c.tm.fr_inv_ms > 0 {
+        timers.fr_inv = Duration::from_millis(c.tm.fr_inv_ms);
+    }
+    let mut base = c.fork(RouteKind::Request);
+    base.txn = Some(id);
+    let txn = Txn {
+        id,
+        key: key.clone(),
+        invite,
+        base,
+        server: ServerTxn::new(invite, c.rcv.proto.is_stream(), timers),
+        server_gens: HashMap::new(),
+        last_reply: None,
+        branches: Vec::new(),
+        first_live_branch: 0,
+        canceled: false,
+        finished: false,
+        timers,
+    };
+    let mut tables = lock(&env.tm.tables);
+    tables.by_key.insert(key, id);
+    tables.txns.insert(id, Arc::new(Mutex::new(txn)));
+    drop(tables);
+    c.txn = Some(id);
+    // A transaction that never gets an answer must not live forever.
+    let env2 = env.clone();
+    let life = if invite {
+        Duration::from_secs(180)
+    } else {
+        Duration::from_secs(32)
+    } + timers.fr_inv.max(timers.fr);
+    tokio::spawn(async move {
+        tokio::time::sleep(life).await;
+        env2.tm.remove(id);
+    });
+    1
+}
+
+/// Sends the script's pending reply on the transaction (t_reply).
+pub fn t_reply(c: &mut Ctx, code: u16, reason: &str) -> i64 {
+    let Some(txn) = c.txn.and_then(|id| c.env.tm.get(id)) else {
+        return -1;
+    };
+    if c.msg.method() == Some(Method::Ack) && c.route == RouteKind::Request {
+        return -1;
+    }
+    let env = c.env.clone();
+    let mut t = lock(&txn);
+    // Replies built from the route's own context (its reply lumps, body).
+    let mut rctx = t.base.fork(RouteKind::Request);
+    rctx.reply_lumps = std::mem::take(&mut c.reply_lumps);
+    rctx.reply_body = c.reply_body.take();
+    let data = Bytes::from(build_reply(&rctx, code, reason));
+    Stats::inc(&env.stats.sent_replies);
+    send_upstream(&env, &mut t, code, data);
+    if code >= 200 {
+        c.final_replied = true;
+    }
+    1
+}
+
+/// t_relay: statefully forwards the request to the Request-URI and appended branches.
+fn relay(c: &mut Ctx, forced: Option<String>) -> i64 {
+    let env = c.env.clone();
+    match c.route {
+        RouteKind::Request => {}
+        RouteKind::Failure => {}
+        _ => return 0,
+    }
+    if c.route == RouteKind::Request {
+        match c.msg.method() {
+            Some(Method::Cancel) => return relay_cancel(c),
+            Some(Method::Ack) => {
+                // An ACK for a 2xx (or with no transaction) goes on statelessly.
+                let key = request_key(&c.msg, &c.rcv, None);
+                if let Some((_, txn)) = key.and_then(|k| env.tm.find(&k)) {
+                    let mut t = lock(&txn);
+                    let acts = t.server.on_ack();
+                    let _ = server_actions(&env, &mut t, acts);
+                    return 1;
+                }
+                return match crate::proxy::forward::forward_request(c, forced.as_deref()) {
+                    Ok(()) => 1,
+                    Err(e) => fwd_code(&e),
+                };
+            }
+            _ => {}
+        }
+        match newtran(c) {
+            0 => return 1, // retransmission answered
+            -10 | 1 => {}
+            e => return e,
+        }
+    }
+    let Some(txn) = c.txn.and_then(|id| env.tm.get(id)) else {
+        return -1;
+    };
+    // Keep the script's changes and handlers for later routes of this transaction.
+    {
+        let mut t = lock(&txn);
+        let handlers = c.tm.clone();
+        t.base = c.fork(RouteKind::Request);
+        t.base.txn = Some(t.id);
+        t.base.tm.on_failure = handlers.on_failure;
+        t.base.tm.on_reply = handlers.on_reply;
+        t.base.tm.on_branch = handlers.on_branch;
+        if c.tm.fr_ms > 0 {
+            t.timers.fr = Duration::from_millis(c.tm.fr_ms);
+        }
+        if c.tm.fr_inv_ms > 0 {
+            t.timers.fr_inv = Duration::from_millis(c.tm.fr_inv_ms);
+        }
+        if t.canceled {
+            return -487;
+        }
+        if c.route == RouteKind::Failure {
+            // failure_reply_mode 3: earlier legs no longer compete.
+            t.first_live_branch = t.branches.len();
+        }
+        if t.invite
+            && env.tm.auto_inv_100
+            && t.last_reply.is_none()
+            && c.route == RouteKind::Request
+        {
+            reply_local(&env, &mut t, 100, "trying -- your call is important to us");
+        }
+    }
+    // Targets: the Request-URI (with $du) and every appended branch.
+    let mut targets: Vec<(String, Option<String>)> = Vec::new();
+    match forced {
+        Some(f) => targets.push((c.ruri().unwrap_or_default().to_string(), Some(f))),
+        None => targets.push((c.ruri().unwrap_or_default().to_string(), c.dst_uri.clone())),
+    }
+    for (uri, _) in std::mem::take(&mut c.branches) {
+        targets.push((uri, None));
+    }
+    let mut sent = 0;
+    let mut worst = -1i64;
+    for (uri, dst) in targets {
+        let mut bctx = c.fork(RouteKind::Branch);
+        bctx.new_uri = Some(uri.clone());
+        bctx.dst_uri = dst.clone();
+        match start_branch(&env, &txn, &bctx) {
+            Ok(()) => sent += 1,
+            Err(e) => worst = worst.min(fwd_code(&e)),
+        }
+    }
+    if sent > 0 {
+        1
+    } else {
+        let code = if worst == -1 { -477 } else { worst };
+        c.last_error = Some(relay_error_reply(code));
+        code
+    }
+}
+
+fn fwd_code(e: &FwdError) -> i64 {
+    match e {
+        FwdError::Send(SendError::Resolve(_)) => -478,
+        FwdError::Send(SendError::Denied(_)) => -477,
+        FwdError::BadUri(_) | FwdError::NoTarget => -479,
+        FwdError::Loop => -1,
+        FwdError::Send(_) => -477,
+    }
+}
+
+/// Creates a branch for the target in `bctx` and sends it.
+fn start_branch(env: &Arc<Env>, txn: &Arc<Mutex<Txn>>, bctx: &Ctx) -> Result<(), FwdError> {
+    let target = bctx.nh_uri().ok_or(FwdError::NoTarget)?.to_string();
+    let (proto, secure, host, port) = target_of(&target)?;
+    let (proto, addr) = env.net.resolve(&host, port, proto, secure)?;
+    let listener = env
+        .net
+        .listener_for(proto, addr.is_ipv6())
+        .ok_or(SendError::NoSocket(proto, "no listener for the protocol"))?
+        .clone();
+    let mut t = lock(txn);
+    let bi = t.branches.len();
+    let branch_id = format!("z9hG4bKtm{:x}.{bi}", t.id);
+    let data = Bytes::from(build_forwarded(
+        bctx,
+        proto,
+        &listener.host_port(),
+        &branch_id,
+    ));
+    let dest = Dest::new(proto, addr);
+    if !env.net.egress_allows(addr.ip()) {
+        Stats::inc(&env.stats.egress_denied);
+        return Err(FwdError::Send(SendError::Denied(addr.ip())));
+    }
+    let client = ClientTxn::new(t.invite, proto.is_stream(), t.timers);
+    t.branches.push(Branch {
+        id: branch_id.clone(),
+        dest,
+        request: data,
+        client,
+        gens: HashMap::new(),
+        last_code: 0,
+        final_reply: None,
+        timed_out: false,
+        cancel_pending: false,
+        cancel_sent: false,
+        provisional: false,
+    });
+    lock(&env.tm.tables).by_branch.insert(branch_id, (t.id, bi));
+    let acts = t.branches[bi].client.start();
+    let _ = client_actions(env, &mut t, bi, acts, None);
+    Stats::inc(&env.stats.fwd_requests);
+    Ok(())
+}
+
+/// CANCEL for a transaction we have: answer it, cancel the branches (RFC 3261 §16.10).
+fn relay_cancel(c: &mut Ctx) -> i64 {
+    let env = c.env.clone();
+    let key = request_key(&c.msg, &c.rcv, Some("INVITE"));
+    let Some((_, txn)) = key.and_then(|k| env.tm.find(&k)) else {
+        // No INVITE transaction: forward it statelessly.
+        return match crate::proxy::forward::forward_request(c, None) {
+            Ok(()) => 1,
+            Err(e) => fwd_code(&e),
+        };
+    };
+    let mut t = lock(&txn);
+    t.canceled = true;
+    let pending = t.branches.iter().any(|b| b.final_reply.is_none());
+    let reason = if t.finished || (!pending && !t.branches.is_empty()) {
+        "ok -- no more pending branches"
+    } else {
+        "canceling"
+    };
+    if t.branches.is_empty() && !t.finished {
+        reply_local(&env, &mut t, 487, "Request canceled");
+    } else {
+        cancel_pending_branches(&env, &mut t, None);
+    }
+    drop(t);
+    let _ = crate::proxy::reply::send_reply(c, 200, reason);
+    1
+}
+
+/// After the request route: the delayed error reply of a failed t_relay, if the script
+/// sent nothing itself; and the end of `t_precheck_trans`.
+pub fn after_request_route(c: &mut Ctx) {
+    if let Some(k) = c.tm.precheck_key.take() {
+        lock(&c.env.tm.in_flight).remove(&k);
+    }
+    let Some(txn) = c.txn.and_then(|id| c.env.tm.get(id)) else {
+        return;
+    };
+    let mut t = lock(&txn);
+    if t.branches.is_empty() && !t.finished {
+        if let Some((code, reason)) = c.last_error {
+            reply_local(&c.env, &mut t, code, reason);
+        }
+    }
+}
+
+fn check_trans(c: &mut Ctx) -> i64 {
+    match c.route {
+        RouteKind::Failure | RouteKind::Branch | RouteKind::TmReply => return 1,
+        _ => {}
+    }
+    let env = c.env.clone();
+    if !c.msg.is_request() {
+        let branch = c
+            .msg
+            .top_via()
+            .and_then(|(_, v)| v.branch().map(str::to_string));
+        return match branch {
+            Some(b) if lock(&env.tm.tables).by_branch.contains_key(&b) => 1,
+            _ => -1,
+        };
+    }
+    match c.msg.method() {
+        Some(Method::Cancel) => {
+            let key = request_key(&c.msg, &c.rcv, Some("INVITE"));
+            if key.and_then(|k| env.tm.find(&k)).is_some() {
+                1
+            } else {
+                -1
+            }
+        }
+        Some(Method::Ack) => {
+            let key = request_key(&c.msg, &c.rcv, None);
+            match key.and_then(|k| env.tm.find(&k)) {
+                Some((_, txn)) => {
+                    let mut t = lock(&txn);
+                    let negative = t.last_reply.as_ref().is_some_and(|(code, _)| *code >= 300);
+                    if negative {
+                        let acts = t.server.on_ack();
+                        let _ = server_actions(&env, &mut t, acts);
+                        0
+                    } else {
+                        1
+                    }
+                }
+                None => -1,
+            }
+        }
+        _ => {
+            let key = request_key(&c.msg, &c.rcv, None);
+            match key.and_then(|k| env.tm.find(&k)) {
+                Some((_, txn)) => {
+                    let mut t = lock(&txn);
+                    let acts = t.server.on_retransmission();
+                    let _ = server_actions(&env, &mut t, acts);
+                    0
+                }
+                None => -1,
+            }
+        }
+    }
+}
+
+fn with_txn<T>(c: &Ctx, f: impl FnOnce(&Txn) -> T) -> Option<T> {
+    let txn = c.txn.and_then(|id| c.env.tm.get(id))?;
+    let t = lock(&txn);
+    Some(f(&t))
+}
+
+/// The status `t_check_status`/`t_get_status_code` look at in the current route.
+fn route_status(c: &Ctx) -> Option<u16> {
+    match c.route {
+        RouteKind::Failure => c.tm.picked.map(|p| p.0),
+        RouteKind::TmReply | RouteKind::Reply => c.msg.status(),
+        _ => with_txn(c, |t| t.last_reply.as_ref().map(|(code, _)| *code)).flatten(),
+    }
+}
+
+fn set_handler(c: &mut Ctx, which: char, name: &str) -> R {
+    let v = (!name.is_empty()).then(|| name.to_string());
+    match which {
+        'f' => c.tm.on_failure = v.clone(),
+        'b' => c.tm.on_branch = v.clone(),
+        _ => c.tm.on_reply = v.clone(),
+    }
+    if let Some(txn) = c.txn.and_then(|id| c.env.tm.get(id)) {
+        let mut t = lock(&txn);
+        match which {
+            'f' => t.base.tm.on_failure = v,
+            'b' => t.base.tm.on_branch = v,
+            _ => t.base.tm.on_reply = v,
+        }
+    }
+    i(1)
+}
+
+pub fn exports() -> Vec<Export> {
+    vec![
+        export!("tm", "t_relay", [], Int, |c, _| i(relay(c, None))),
+        export!("tm", "t_relay_to_proxy", [Str], Int, |c, a| {
+            let p = s(a, 0);
+            let (proto, hostport) = match p.split_once(':') {
+                Some((pr, rest)) if crate::net::Proto::parse(pr).is_some() => {
+                    (Some(pr.to_ascii_lowercase()), rest)
+                }
+                _ => (None, p),
+            };
+            let mut u = format!("sip:{hostport}");
+            if let Some(pr) = proto {
+                u.push_str(";transport=");
+                u.push_str(&pr);
+            }
+            i(relay(c, Some(u)))
+        }),
+        export!(
+            "tm",
+            "t_relay_to_proto_addr",
+            [Str, Str, Int],
+            Int,
+            |c, a| {
+                let u = format!(
+                    "sip:{}:{};transport={}",
+                    s(a, 1),
+                    n(a, 2),
+                    s(a, 0).to_ascii_lowercase()
+                );
+                i(relay(c, Some(u)))
+            }
+        ),
+        export!("tm", "t_newtran", [], Int, |c, _| i(newtran(c))),
+        export!("tm", "t_check_trans", [], Int, |c, _| i(check_trans(c))),
+        export!("tm", "t_reply", [Int, Str], Int, |c, a| {
+            let r = s(a, 1).to_string();
+            i(t_reply(c, n(a, 0) as u16, &r))
+        }),
+        export!("tm", "t_send_reply", [Int, Str], Int, |c, a| {
+            let r = s(a, 1).to_string();
+            if newtran(c) < 0 && c.txn.is_none() {
+                return i(-1);
+            }
+            i(t_reply(c, n(a, 0) as u16, &r))
+        }),
+        export!("tm", "t_on_failure", [Str], Int, |c, a| set_handler(
+            c,
+            'f',
+            s(a, 0)
+        )),
+        export!("tm", "t_on_branch", [Str], Int, |c, a| set_handler(
+            c,
+            'b',
+            s(a, 0)
+        )),
+        export!("tm", "t_on_reply", [Str], Int, |c, a| set_handler(
+            c,
+            'o',
+            s(a, 0)
+        )),
+        export!("tm", "t_is_set", [Str], Int, |c, a| {
+            let set = match s(a, 0).chars().next() {
+                Some('b') => c.tm.on_branch.is_some(),
+                Some('f') => c.tm.on_failure.is_some(),
+                Some('o') => c.tm.on_reply.is_some(),
+                _ => false,
+            };
+            i(if set { 1 } else { -1 })
+        }),
+        export!("tm", "t_is_canceled", [], Int, |c, _| {
+            i(if with_txn(c, |t| t.canceled).unwrap_or(false) {
+                1
+            } else {
+                -1
+            })
+        }),
+        export!("tm", "t_branch_timeout", [], Int, |c, _| {
+            i(
+                if c.route == RouteKind::Failure && c.tm.picked.is_some_and(|p| p.1) {
+                    1
+                } else {
+                    -1
+                },
+            )
+        }),
+        export!("tm", "t_branch_replied", [], Int, |c, _| {
+            i(
+                if c.route == RouteKind::Failure && c.tm.picked.is_some_and(|p| p.2) {
+                    1
+                } else {
+                    -1
+                },
+            )
+        }),
+        export!("tm", "t_check_status", [Str], Int, |c, a| {
+            let Some(code) = route_status(c) else {
+                return i(-1);
+            };
+            let re = regex::RegexBuilder::new(&format!("^(?:{})$", s(a, 0)))
+                .case_insensitive(true)
+                .build();
+            i(match re {
+                Ok(r) if r.is_match(&code.to_string()) => 1,
+                _ => -1,
+            })
+        }),
+        export!("tm", "t_get_status_code", [], Int, |c, _| {
+            i(route_status(c)
+                .filter(|c| *c > 0)
+                .map(i64::from)
+                .unwrap_or(-1))
+        }),
+        export!("tm", "t_set_fr", [Int, Int], Int, |c, a| {
+            c.tm.fr_inv_ms = n(a, 0).max(0) as u64;
+            c.tm.fr_ms = n(a, 1).max(0) as u64;
+            i(1)
+        }),
+        export!("tm", "t_set_fr_inv", [Int], Int, |c, a| {
+            c.tm.fr_inv_ms = n(a, 0).max(0) as u64;
+            i(1)
+        }),
+        export!("tm", "t_reset_fr", [], Int, |c, _| {
+            c.tm.fr_ms = 0;
+            c.tm.fr_inv_ms = 0;
+            i(1)
+        }),
+        export!("tm", "t_release", [], Int, |c, _| {
+            if let Some(id) = c.txn.take() {
+                c.env.tm.remove(id);
+            }
+            i(1)
+        }),
+        export!("tm", "t_lookup_cancel", [], Int, |c, _| {
+            let key = request_key(&c.msg, &c.rcv, Some("INVITE"));
+            i(if key.and_then(|k| c.env.tm.find(&k)).is_some() {
+                1
+            } else {
+                -1
+            })
+        }),
+        export!("tm", "t_drop_replies", [Str], Int, |c, _| {
+            if let Some(txn) = c.txn.and_then(|id| c.env.tm.get(id)) {
+                let mut t = lock(&txn);
+                t.first_live_branch = t.branches.len();
+            }
+            i(1)
+        }),
+    ]
+}
+
+pub fn tmx_exports() -> Vec<Export> {
+    vec![
+        export!("tmx", "t_precheck_trans", [], Int, |c, _| {
+            if !matches!(c.msg.method(), Some(m) if m != Method::Ack && m != Method::Cancel) {
+                return i(-2);
+            }
+            let Some(key) = request_key(&c.msg, &c.rcv, None) else {
+                return i(-2);
+            };
+            let mut set = lock(&c.env.tm.in_flight);
+            if set.contains(&key) {
+                return i(1);
+            }
+            set.insert(key.clone());
+            c.tm.precheck_key = Some(key);
+            i(-1)
+        }),
+        export!("tmx", "t_is_request_route", [], Int, |c, _| i(
+            if c.route == RouteKind::Request { 1 } else { -1 }
+        )),
+        export!("tmx", "t_is_failure_route", [], Int, |c, _| i(
+            if c.route == RouteKind::Failure { 1 } else { -1 }
+        )),
+        export!("tmx", "t_is_branch_route", [], Int, |c, _| i(
+            if c.route == RouteKind::Branch { 1 } else { -1 }
+        )),
+        export!("tmx", "t_is_reply_route", [], Int, |c, _| {
+            i(
+                if matches!(c.route, RouteKind::Reply | RouteKind::TmReply) {
+                    1
+                } else {
+                    -1
+                },
+            )
+        }),
+    ]
+}

@@ -1,0 +1,268 @@
+//! The transaction-stateful proxy on the wire: sipp calls through t_relay, 100 Trying,
+//! CANCEL → 487, fr_timer → 408, failure route serial forking, retransmissions absorbed,
+//! hop-by-hop ACK for negative replies.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use e2e::*;
+
+fn stateful_config(p: u16, fr_ms: u64) -> String {
+    config(&[format!("udp:127.0.0.1:{p}")], "")
+        + &format!("[modparam.tm]\nfr_timer = {fr_ms}\nfr_inv_timer = {fr_ms}\n")
+}
+
+fn script() -> String {
+    std::fs::read_to_string(repo_root().join("examples/stateful.lua"))
+        .expect("examples/stateful.lua")
+}
+
+fn recv(s: &UdpSocket, wait: Duration) -> Option<(String, SocketAddr)> {
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let mut buf = vec![0u8; 65536];
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, a)| (String::from_utf8_lossy(&buf[..n]).to_string(), a))
+}
+
+/// Receives until a message whose first line starts with `prefix` (skipping others).
+fn expect(s: &UdpSocket, prefix: &str) -> (String, SocketAddr) {
+    for _ in 0..20 {
+        match recv(s, Duration::from_secs(5)) {
+            Some((m, a)) if m.starts_with(prefix) => return (m, a),
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    panic!("no message starting with {prefix:?}");
+}
+
+fn invite(
+    proxy: SocketAddr,
+    client: SocketAddr,
+    uas: SocketAddr,
+    tag: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "INVITE sip:bob@{uas} SIP/2.0\r\nVia: SIP/2.0/UDP {client};branch=z9hG4bK-{tag}\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@{client}>;tag={tag}\r\nTo: <sip:bob@{proxy}>\r\nCall-ID: {tag}@stateful\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:alice@{client}>\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A reply built from a received request, as a UAS sends it.
+fn answer(req: &str, code: u16, reason: &str, to_tag: &str) -> String {
+    let mut r = format!("SIP/2.0 {code} {reason}\r\n");
+    for l in req.lines() {
+        if ["Via:", "From:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|h| l.starts_with(h))
+        {
+            r.push_str(l);
+            r.push_str("\r\n");
+        } else if l.starts_with("To:") {
+            r.push_str(l);
+            r.push_str(&format!(";tag={to_tag}\r\n"));
+        }
+    }
+    r.push_str("Content-Length: 0\r\n\r\n");
+    r
+}
+
+struct Setup {
+    kb: Kemibox,
+    proxy: SocketAddr,
+    client: UdpSocket,
+    c: SocketAddr,
+    uas: UdpSocket,
+    u: SocketAddr,
+}
+
+fn setup(fr_ms: u64) -> Setup {
+    let p = free_port();
+    let kb = Kemibox::start(&stateful_config(p, fr_ms), &script());
+    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+    let uas = UdpSocket::bind("127.0.0.1:0").expect("uas");
+    let (c, u) = (
+        client.local_addr().expect("a"),
+        uas.local_addr().expect("a"),
+    );
+    Setup {
+        kb,
+        proxy: format!("127.0.0.1:{p}").parse().expect("addr"),
+        client,
+        c,
+        uas,
+        u,
+    }
+}
+
+#[test]
+fn cancel_gets_487_and_is_forwarded_hop_by_hop() {
+    let s = setup(30_000);
+    let inv = invite(s.proxy, s.c, s.u, "cx1", "");
+    s.client.send_to(inv.as_bytes(), s.proxy).expect("send");
+    let (trying, _) = expect(&s.client, "SIP/2.0 100");
+    assert!(
+        trying.starts_with("SIP/2.0 100 trying -- your call is important to us\r\n"),
+        "{trying}"
+    );
+    let (fwd, from) = expect(&s.uas, "INVITE ");
+    // A retransmitted INVITE is absorbed: the UAS does not get it twice.
+    s.client.send_to(inv.as_bytes(), s.proxy).expect("send");
+    s.uas
+        .send_to(answer(&fwd, 180, "Ringing", "uas1").as_bytes(), from)
+        .expect("180");
+    expect(&s.client, "SIP/2.0 180 Ringing");
+
+    let cancel = inv
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    s.client
+        .send_to(cancel.as_bytes(), s.proxy)
+        .expect("cancel");
+    let (ok, _) = expect(&s.client, "SIP/2.0 200");
+    assert!(ok.starts_with("SIP/2.0 200 canceling\r\n"), "{ok}");
+    let (c2, from) = recv(&s.uas, Duration::from_secs(5)).expect("CANCEL downstream");
+    assert!(
+        c2.starts_with("CANCEL sip:bob@"),
+        "the INVITE was not sent twice; then the CANCEL: {c2}"
+    );
+    // Same branch as the INVITE that went downstream (RFC 3261 §9.1).
+    let via = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("Via:"))
+            .map(str::to_string)
+    };
+    assert_eq!(via(&c2), via(&fwd));
+    s.uas
+        .send_to(answer(&c2, 200, "OK", "uas1").as_bytes(), from)
+        .expect("200 cancel");
+    s.uas
+        .send_to(
+            answer(&fwd, 487, "Request Terminated", "uas1").as_bytes(),
+            from,
+        )
+        .expect("487");
+    let (ack, _) = expect(&s.uas, "ACK ");
+    assert!(
+        ack.contains("CSeq: 1 ACK") && ack.contains(";tag=uas1"),
+        "hop-by-hop ACK: {ack}"
+    );
+    let (fin, _) = expect(&s.client, "SIP/2.0 487");
+    assert!(
+        fin.starts_with("SIP/2.0 487 Request Terminated\r\n"),
+        "{fin}"
+    );
+    // The client's ACK for the 487 is absorbed by the proxy.
+    let ack = inv
+        .replacen("INVITE sip:", "ACK sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    s.client.send_to(ack.as_bytes(), s.proxy).expect("ack");
+    assert!(
+        recv(&s.uas, Duration::from_millis(700)).is_none(),
+        "ACK for a negative reply must not go on"
+    );
+    assert_eq!(s.kb.metric("script_errors"), 0);
+}
+
+#[test]
+fn timeout_gives_408_and_failure_route_forks_serially() {
+    let s = setup(1000);
+    // No answer from the first target at all: fr_timer (1 s) → local 408.
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("silent");
+    let inv = invite(s.proxy, s.c, silent.local_addr().expect("a"), "to1", "");
+    s.client.send_to(inv.as_bytes(), s.proxy).expect("send");
+    expect(&s.client, "SIP/2.0 100");
+    let (fin, _) = expect(&s.client, "SIP/2.0 408");
+    assert!(fin.starts_with("SIP/2.0 408 Request Timeout\r\n"), "{fin}");
+    // The first target got the INVITE and its UDP retransmissions (T1 = 500 ms).
+    let mut n = 0;
+    while recv(&silent, Duration::from_millis(100)).is_some() {
+        n += 1;
+    }
+    assert!(n >= 2, "INVITE retransmitted over UDP ({n} copies)");
+
+    // Busy first target, X-Fallback names a second: the failure route relays there.
+    let busy = UdpSocket::bind("127.0.0.1:0").expect("busy");
+    let extra = format!("X-Fallback: sip:bob@{}\r\n", s.u);
+    let inv = invite(s.proxy, s.c, busy.local_addr().expect("a"), "fo1", &extra);
+    s.client.send_to(inv.as_bytes(), s.proxy).expect("send");
+    let (f1, from) = expect(&busy, "INVITE ");
+    busy.send_to(answer(&f1, 486, "Busy Here", "b1").as_bytes(), from)
+        .expect("486");
+    expect(&busy, "ACK ");
+    let (f2, from) = expect(&s.uas, "INVITE ");
+    assert!(
+        f2.starts_with(&format!("INVITE sip:bob@{} SIP/2.0\r\n", s.u)),
+        "{f2}"
+    );
+    s.uas
+        .send_to(answer(&f2, 200, "OK", "u2").as_bytes(), from)
+        .expect("200");
+    let (ok, _) = expect(&s.client, "SIP/2.0 200");
+    assert!(ok.contains(";tag=u2"), "the 200 of the second branch: {ok}");
+}
+
+#[test]
+fn sipp_calls_through_the_stateful_proxy() {
+    let (p, u, c) = (free_port(), free_port(), free_port());
+    let kb = Kemibox::start(&stateful_config(p, 30_000), &script());
+    let _uas = Bg(Command::new("sipp")
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &u.to_string(),
+            "-nostdin",
+        ])
+        .current_dir(&kb.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp uas"));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run_bounded(
+        Command::new("sipp")
+            .args([
+                "-sn",
+                "uac",
+                "-nostdin",
+                "-m",
+                "40",
+                "-r",
+                "20",
+                "-timeout",
+                "40",
+                "-timeout_error",
+            ])
+            .args([
+                &format!("127.0.0.1:{u}"),
+                "-rsa",
+                &format!("127.0.0.1:{p}"),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &c.to_string(),
+            ])
+            .current_dir(&kb.dir),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ok, failed) = sipp_counts(&stdout);
+    assert!(
+        out.status.success() && ok == 40 && failed == 0,
+        "{ok} ok, {failed} failed\n{stdout}"
+    );
+    // INVITE and BYE were relayed statefully, ACK for the 200 went on statelessly.
+    assert!(
+        kb.metric("fwd_requests") >= 120,
+        "{}",
+        kb.metric("fwd_requests")
+    );
+    assert_eq!(kb.metric("script_errors"), 0);
+}
