@@ -23,6 +23,8 @@ pub enum StartError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Usrloc(#[from] crate::modules::usrloc::UsrlocError),
+    #[error("{0}")]
+    Module(String),
 }
 
 /// A running server.
@@ -57,6 +59,10 @@ pub fn make_env(
     let registry = Registry::build(&cfg.modules())?;
     let usrloc = Arc::new(Usrloc::from_config(&cfg)?);
     let tm = Arc::new(crate::modules::tm::Tm::from_config(&cfg));
+    let nonces = Arc::new(crate::modules::auth::Nonces::from_config(&cfg));
+    let subscribers = Arc::new(
+        crate::modules::auth_db::Subscribers::from_config(&cfg).map_err(StartError::Module)?,
+    );
     Ok(Arc::new(Env {
         cfg,
         registry,
@@ -65,6 +71,8 @@ pub fn make_env(
         sl_tag_prefix: sl_tag_prefix(),
         usrloc,
         tm,
+        nonces,
+        subscribers,
         script: std::sync::OnceLock::new(),
     }))
 }

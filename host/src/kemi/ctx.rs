@@ -66,6 +66,9 @@ pub struct Env {
     pub usrloc: Arc<crate::modules::usrloc::Usrloc>,
     /// The transaction table (tm).
     pub tm: Arc<crate::modules::tm::Tm>,
+    /// Digest nonces (auth) and the subscriber database (auth_db).
+    pub nonces: Arc<crate::modules::auth::Nonces>,
+    pub subscribers: Arc<crate::modules::auth_db::Subscribers>,
     /// The routing script and its generation, for routes run later by tm (set at start).
     pub script: std::sync::OnceLock<(u64, crate::engine::lua::Script)>,
 }
@@ -107,6 +110,9 @@ pub struct Ctx {
     /// The transaction this message belongs to (tm).
     pub txn: Option<u64>,
     pub tm: TmPending,
+    /// Credentials `auth_check` accepted (the header line, and the user).
+    pub auth_header: Option<crate::sip::Span>,
+    pub auth_user: Option<String>,
 }
 
 impl Ctx {
@@ -138,6 +144,8 @@ impl Ctx {
             last_error: None,
             txn: None,
             tm: TmPending::default(),
+            auth_header: None,
+            auth_user: None,
         }
     }
 

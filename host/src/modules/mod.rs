@@ -4,6 +4,8 @@
 use crate::config::ParamKind;
 use crate::kemi::Export;
 
+pub mod auth;
+pub mod auth_db;
 pub mod corex;
 pub mod hdr;
 pub mod kx;
@@ -34,6 +36,8 @@ pub const AVAILABLE: &[&str] = &[
     "usrloc",
     "tm",
     "tmx",
+    "auth",
+    "auth_db",
 ];
 
 /// The exports of one module (`""` is the core).
@@ -52,6 +56,8 @@ pub fn exports_of(module: &str) -> Vec<Export> {
         "textops" => textops::exports(),
         "registrar" => registrar::exports(),
         "tm" => tm::exports(),
+        "auth" => auth::exports(),
+        "auth_db" => auth_db::exports(),
         "tmx" => tm::tmx_exports(),
         _ => Vec::new(),
     }
@@ -97,6 +103,17 @@ pub fn modparams_of(module: &str) -> Option<&'static [(&'static str, ParamKind)]
             ("retr_timer1", ParamKind::Int),
             ("retr_timer2", ParamKind::Int),
             ("auto_inv_100", ParamKind::Int),
+        ],
+        "auth" => &[
+            ("secret", ParamKind::Str),
+            ("nonce_expire", ParamKind::Int),
+            ("algorithm", ParamKind::Str),
+        ],
+        "auth_db" => &[
+            ("db_url", ParamKind::Str),
+            ("calculate_ha1", ParamKind::Int),
+            ("password_column", ParamKind::Str),
+            ("use_domain", ParamKind::Int),
         ],
         "kx" | "corex" | "textops" | "tmx" => &[],
         _ => return None,

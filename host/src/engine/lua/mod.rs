@@ -379,6 +379,10 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
             sl_tag_prefix: "0123456789abcdef0123456789abcdef".into(),
             usrloc: Arc::new(crate::modules::usrloc::Usrloc::in_memory()),
             tm: Arc::new(crate::modules::tm::Tm::from_config(&cfg_for_tm)),
+            nonces: Arc::new(crate::modules::auth::Nonces::from_config(&cfg_for_tm)),
+            subscribers: Arc::new(
+                crate::modules::auth_db::Subscribers::from_config(&cfg_for_tm).expect("no db"),
+            ),
             script: std::sync::OnceLock::new(),
         });
         let engine = LuaEngine::new(&Script::read(&path).expect("read"), &env).expect("engine");
