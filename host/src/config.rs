@@ -317,6 +317,13 @@ impl Config {
                 let ok = match kind {
                     ParamKind::Int => val.get_ref().is_integer(),
                     ParamKind::Str => val.get_ref().is_str(),
+                    ParamKind::StrList => {
+                        val.get_ref().is_str()
+                            || val
+                                .get_ref()
+                                .as_array()
+                                .is_some_and(|a| a.iter().all(|v| v.is_str()))
+                    }
                 };
                 if !ok {
                     return Err(at(
@@ -371,6 +378,23 @@ impl Config {
             .unwrap_or(default)
     }
 
+    /// A repeatable modparam: a string or an array of strings.
+    pub fn modparam_strs(&self, module: &str, key: &str) -> Vec<String> {
+        match self
+            .modparam
+            .get(module)
+            .and_then(|m| m.get(key))
+            .map(|v| v.get_ref())
+        {
+            Some(toml::Value::String(s)) => vec![s.clone()],
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn modparam_str<'a>(&'a self, module: &str, key: &str, default: &'a str) -> &'a str {
         self.modparam
             .get(module)
@@ -384,6 +408,8 @@ impl Config {
 pub enum ParamKind {
     Int,
     Str,
+    /// A string, or an array of strings (a modparam Kamailio lets you repeat).
+    StrList,
 }
 
 #[cfg(test)]

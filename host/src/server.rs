@@ -63,7 +63,14 @@ pub fn make_env(
     let subscribers = Arc::new(
         crate::modules::auth_db::Subscribers::from_config(&cfg).map_err(StartError::Module)?,
     );
+    let htables =
+        Arc::new(crate::modules::htable::Htables::from_config(&cfg).map_err(StartError::Module)?);
+    let pike = Arc::new(crate::modules::pike::Pike::from_config(&cfg));
+    let acc = Arc::new(crate::modules::acc::Acc::from_config(&cfg).map_err(StartError::Module)?);
     Ok(Arc::new(Env {
+        acc,
+        htables,
+        pike,
         cfg,
         registry,
         net,

@@ -66,6 +66,9 @@ pub struct Env {
     pub usrloc: Arc<crate::modules::usrloc::Usrloc>,
     /// The transaction table (tm).
     pub tm: Arc<crate::modules::tm::Tm>,
+    pub htables: Arc<crate::modules::htable::Htables>,
+    pub acc: Arc<crate::modules::acc::Acc>,
+    pub pike: Arc<crate::modules::pike::Pike>,
     /// Digest nonces (auth) and the subscriber database (auth_db).
     pub nonces: Arc<crate::modules::auth::Nonces>,
     pub subscribers: Arc<crate::modules::auth_db::Subscribers>,

@@ -4,12 +4,15 @@
 use crate::config::ParamKind;
 use crate::kemi::Export;
 
+pub mod acc;
 pub mod auth;
 pub mod auth_db;
 pub mod corex;
 pub mod hdr;
+pub mod htable;
 pub mod kx;
 pub mod maxfwd;
+pub mod pike;
 pub mod pv;
 pub mod registrar;
 pub mod sanity;
@@ -38,6 +41,9 @@ pub const AVAILABLE: &[&str] = &[
     "tmx",
     "auth",
     "auth_db",
+    "htable",
+    "pike",
+    "acc",
 ];
 
 /// The exports of one module (`""` is the core).
@@ -57,6 +63,8 @@ pub fn exports_of(module: &str) -> Vec<Export> {
         "registrar" => registrar::exports(),
         "tm" => tm::exports(),
         "auth" => auth::exports(),
+        "htable" => htable::exports(),
+        "pike" => pike::exports(),
         "auth_db" => auth_db::exports(),
         "tmx" => tm::tmx_exports(),
         _ => Vec::new(),
@@ -114,6 +122,25 @@ pub fn modparams_of(module: &str) -> Option<&'static [(&'static str, ParamKind)]
             ("calculate_ha1", ParamKind::Int),
             ("password_column", ParamKind::Str),
             ("use_domain", ParamKind::Int),
+        ],
+        "htable" => &[("htable", ParamKind::StrList)],
+        "acc" => &[
+            ("log_flag", ParamKind::Int),
+            ("log_missed_flag", ParamKind::Int),
+            ("failed_transaction_flag", ParamKind::Int),
+            ("db_flag", ParamKind::Int),
+            ("db_missed_flag", ParamKind::Int),
+            ("log_extra", ParamKind::Str),
+            ("db_url", ParamKind::Str),
+            ("early_media", ParamKind::Int),
+            ("report_ack", ParamKind::Int),
+            ("report_cancels", ParamKind::Int),
+            ("detect_direction", ParamKind::Int),
+        ],
+        "pike" => &[
+            ("sampling_time_unit", ParamKind::Int),
+            ("reqs_density_per_unit", ParamKind::Int),
+            ("remove_latency", ParamKind::Int),
         ],
         "kx" | "corex" | "textops" | "tmx" => &[],
         _ => return None,

@@ -160,6 +160,10 @@ pub fn get(c: &Ctx, pv: &str) -> Option<Val> {
             .next()
             .map(|h| Val::Str(c.msg.text(h.value).to_string())),
         ("hdrc", Some(h)) => Some(Val::Int(c.msg.headers_by_text(h).count() as i64)),
+        ("sht", Some(x)) => {
+            let (t, k) = x.split_once("=>")?;
+            c.env.htables.get(t, k)
+        }
         _ => None,
     }
 }
@@ -240,6 +244,10 @@ pub fn set(c: &mut Ctx, pv: &str, v: Val) -> bool {
             }
             true
         }
+        ("sht", Some(x)) => match x.split_once("=>") {
+            Some((t, k)) => c.env.htables.set(t, k, v),
+            None => false,
+        },
         ("xavp", Some(x)) => {
             let Some((root, field)) = x.split_once("=>") else {
                 if v == Val::None {

@@ -372,6 +372,16 @@ fn send_upstream(env: &Arc<Env>, t: &mut Txn, code: u16, data: Bytes) {
             Stats::inc(&env.stats.send_errors);
         }
     }
+    if code >= 200 && !t.finished && t.base.msg.method() != Some(Method::Cancel) {
+        if let Ok(m) = Message::parse(data.clone()) {
+            let to_tag = m
+                .value(HdrName::To)
+                .and_then(|v| parse_name_addr(v).ok()?.tag().map(str::to_string))
+                .unwrap_or_default();
+            env.acc
+                .on_final(&t.base, code, m.reason().unwrap_or(""), &to_tag);
+        }
+    }
     if code >= t.last_reply.as_ref().map(|(c, _)| *c).unwrap_or(0) || code >= 200 {
         t.last_reply = Some((code, data));
     }

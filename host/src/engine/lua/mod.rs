@@ -380,6 +380,11 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
             usrloc: Arc::new(crate::modules::usrloc::Usrloc::in_memory()),
             tm: Arc::new(crate::modules::tm::Tm::from_config(&cfg_for_tm)),
             nonces: Arc::new(crate::modules::auth::Nonces::from_config(&cfg_for_tm)),
+            htables: Arc::new(
+                crate::modules::htable::Htables::from_config(&cfg_for_tm).expect("htable"),
+            ),
+            pike: Arc::new(crate::modules::pike::Pike::from_config(&cfg_for_tm)),
+            acc: Arc::new(crate::modules::acc::Acc::from_config(&cfg_for_tm).expect("acc")),
             subscribers: Arc::new(
                 crate::modules::auth_db::Subscribers::from_config(&cfg_for_tm).expect("no db"),
             ),
