@@ -13,6 +13,8 @@ command -v dnsmasq >/dev/null || need_apt+=(dnsmasq-base)
 # Real Kamailio 5.6 is the reference the tests compare kemibox's answers with.
 command -v kamailio >/dev/null || need_apt+=(kamailio)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so ]] || need_apt+=(kamailio-lua-modules)
+[[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so ]] || need_apt+=(kamailio-sqlite-modules)
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 if [[ ${#need_apt[@]} -gt 0 ]]; then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO=sudo

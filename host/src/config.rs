@@ -336,6 +336,11 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Replaces the routing script (command line `--script`).
+    pub fn set_script(&mut self, path: PathBuf) {
+        self.routing.script = Spanned::new(0..0, path);
+    }
+
     pub fn script_path(&self) -> PathBuf {
         self.resolve(self.routing.script.get_ref())
     }

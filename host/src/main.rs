@@ -23,6 +23,9 @@ enum Cmd {
     Run {
         #[arg(short, long)]
         config: PathBuf,
+        /// Routing script to use instead of the config's `routing.script`.
+        #[arg(long)]
+        script: Option<PathBuf>,
     },
     /// Validate the config and the routing script, then exit.
     Check {
@@ -47,8 +50,11 @@ fn main() -> anyhow::Result<()> {
             println!("{}: OK", config.display());
             Ok(())
         }
-        Cmd::Run { config } => {
-            let cfg = Config::load(&config)?;
+        Cmd::Run { config, script } => {
+            let mut cfg = Config::load(&config)?;
+            if let Some(s) = script {
+                cfg.set_script(s);
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(cfg.core.workers)
                 .enable_all()

@@ -362,3 +362,60 @@ pub fn in_private_netns(test_name: &str) -> bool {
     println!("{test_name}: passed inside a private network namespace");
     false
 }
+
+/// A real Kamailio in the foreground; stopped with SIGTERM (its main process stops its
+/// children).
+pub struct Kamailio {
+    child: Child,
+    pub dir: PathBuf,
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Kamailio {
+    /// Starts `kamailio -f cfg` with extra arguments (`-A NAME=value`, `-l ...`) and waits
+    /// until it answers an OPTIONS on `probe`.
+    pub fn start(cfg: &Path, args: &[String], probe: SocketAddr) -> Kamailio {
+        assert!(
+            have("kamailio"),
+            "kamailio is needed (apt-get install kamailio kamailio-lua-modules)"
+        );
+        let dir = scratch_dir("kamailio");
+        let run = dir.join("run");
+        std::fs::create_dir_all(&run).expect("run dir");
+        let log = std::fs::File::create(dir.join("kamailio.log")).expect("log");
+        let child = Command::new("kamailio")
+            .arg("-f")
+            .arg(cfg)
+            .args(args)
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-Y"])
+            .arg(&run)
+            .arg("-w")
+            .arg(&run)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kamailio");
+        let k = Kamailio { child, dir };
+        let s = UdpSocket::bind("127.0.0.1:0").expect("socket");
+        let local = s.local_addr().expect("addr");
+        for i in 0..60 {
+            let m = options_to(&probe.to_string(), local, &format!("kready{i}"));
+            if udp_exchange(&s, probe, &m, Duration::from_millis(200)).is_some() {
+                return k;
+            }
+        }
+        panic!("kamailio did not start:\n{}", k.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default()
+    }
+}

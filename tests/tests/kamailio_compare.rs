@@ -3,28 +3,12 @@
 //! (status, reason phrase, To-tag) and the same forwarded requests.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use e2e::*;
 
-/// Kamailio in the foreground; stopped with SIGTERM (its main process stops its children).
-struct Kamailio(Child);
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_kamailio(port: u16, script: &std::path::Path) -> Kamailio {
-    assert!(
-        have("kamailio"),
-        "kamailio is needed (apt-get install kamailio kamailio-lua-modules)"
-    );
-    let dir = scratch_dir("kamailio");
-    std::fs::create_dir_all(dir.join("run")).expect("run dir");
+    let dir = scratch_dir("kamcfg");
     let mut cfg = format!(
         "debug=2\nlog_stderror=yes\nchildren=2\nlisten=udp:127.0.0.1:{port}\nauto_aliases=no\n\
 dns=no\nrev_dns=no\ndisable_tcp=yes\n"
@@ -39,40 +23,11 @@ dns=no\nrev_dns=no\ndisable_tcp=yes\n"
         script.display()
     ));
     std::fs::write(dir.join("k.cfg"), cfg).expect("cfg");
-    let log = std::fs::File::create(dir.join("k.log")).expect("log");
-    let run = dir.join("run");
-    let child = Command::new("kamailio")
-        .arg("-f")
-        .arg(dir.join("k.cfg"))
-        .args(["-DD", "-E", "-m", "64", "-M", "8", "-Y"])
-        .arg(&run)
-        .arg("-w")
-        .arg(&run)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start kamailio");
-    let k = Kamailio(child);
-    // Ready when it answers a keepalive.
-    let s = UdpSocket::bind("127.0.0.1:0").expect("socket");
-    let local = s.local_addr().expect("addr");
-    let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    for i in 0..50 {
-        if udp_exchange(
-            &s,
-            proxy,
-            &options_to(&proxy.to_string(), local, &format!("ready{i}")),
-            Duration::from_millis(200),
-        )
-        .is_some()
-        {
-            return k;
-        }
-    }
-    panic!(
-        "kamailio did not start: {}",
-        std::fs::read_to_string(dir.join("k.log")).unwrap_or_default()
-    );
+    Kamailio::start(
+        &dir.join("k.cfg"),
+        &[],
+        format!("127.0.0.1:{port}").parse().expect("addr"),
+    )
 }
 
 /// What a client and a next hop see for one request.

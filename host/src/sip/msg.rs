@@ -430,9 +430,7 @@ impl Message {
             HdrName::MaxForwards => {
                 hdr::parse_max_forwards(v).map_err(|_| bad("Bad Max-Forwards"))?;
             }
-            HdrName::Expires => {
-                hdr::parse_delta_seconds(v).map_err(|_| bad("Bad Expires"))?;
-            }
+            // Expires is left to the script's sanity check (Kamailio's reply phrases).
             HdrName::ContentLength
                 if !v.bytes().all(|c| c.is_ascii_digit()) || v.is_empty() || v.len() > 9 =>
             {
