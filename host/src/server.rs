@@ -114,8 +114,10 @@ pub async fn start(cfg: Config) -> Result<Server, StartError> {
     let env = make_env(cfg.clone(), transports.clone(), stats)?;
     // Load once here so a broken script stops start-up with its error.
     LuaEngine::new(&script, &env)?;
-    let _ = env.script.set((1, script.clone()));
-    let router = Arc::new(Router::new(env.clone(), script));
+    let _ = env
+        .script
+        .set((1, crate::engine::Routing::Lua(script.clone())));
+    let router = Arc::new(Router::new(env.clone()));
     let r2 = router.clone();
     transports.start(
         Arc::new(move |data, rcv| r2.handle(data, rcv)),

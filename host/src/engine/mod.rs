@@ -1,1 +1,39 @@
+//! Routing engines: every engine runs the KEMI event routes of one script or plugin over
+//! the same registry. Today: the native Lua engine; the wasm engine joins here.
+
 pub mod lua;
+
+use std::sync::Arc;
+
+pub use lua::Outcome;
+
+use crate::kemi::{Ctx, Env};
+use crate::stats::Stats;
+
+/// What routes messages: the loaded script or plugin.
+#[derive(Clone, Debug)]
+pub enum Routing {
+    Lua(lua::Script),
+}
+
+/// Runs the route `name` on `ctx` with the current routing of `env`. `None` when no
+/// routing is loaded yet or the engine lost the context (both logged).
+pub fn run_route(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
+    let (generation, routing) = env.script.get()?;
+    match routing {
+        Routing::Lua(script) => {
+            match lua::with_worker_engine(*generation, script, env, |eng| eng.run(ctx, name)) {
+                Ok(Some(r)) => Some(r),
+                Ok(None) => {
+                    tracing::error!("routing context lost in {name}");
+                    None
+                }
+                Err(e) => {
+                    Stats::inc(&env.stats.script_errors);
+                    tracing::error!("script engine: {e}");
+                    None
+                }
+            }
+        }
+    }
+}

@@ -73,7 +73,7 @@ pub struct Env {
     pub nonces: Arc<crate::modules::auth::Nonces>,
     pub subscribers: Arc<crate::modules::auth_db::Subscribers>,
     /// The routing script and its generation, for routes run later by tm (set at start).
-    pub script: std::sync::OnceLock<(u64, crate::engine::lua::Script)>,
+    pub script: std::sync::OnceLock<(u64, crate::engine::Routing)>,
 }
 
 /// Per-message state.

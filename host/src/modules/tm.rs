@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::Config;
-use crate::engine::lua::{with_worker_engine, Outcome};
+use crate::engine::Outcome;
 use crate::export;
 use crate::kemi::{n, s, Ctx, Env, Export, KemiError, RecvInfo, RouteKind, Val};
 use crate::net::{Dest, SendError};
@@ -608,21 +608,12 @@ fn finalize(env: &Arc<Env>, txn: &Arc<Mutex<Txn>>) {
 
 /// Runs a script route for tm (failure / reply), outside any other route.
 fn run_route(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
-    let (gen, script) = env.script.get()?;
-    match with_worker_engine(*gen, script, env, |eng| eng.run(ctx, name)) {
-        Ok(Some((ctx, outcome))) => {
-            if let Outcome::Error(e) = &outcome {
-                Stats::inc(&env.stats.script_errors);
-                tracing::error!("error from Lua in {name}: {e}");
-            }
-            Some((ctx, outcome))
-        }
-        Ok(None) => None,
-        Err(e) => {
-            tracing::error!("script engine: {e}");
-            None
-        }
+    let r = crate::engine::run_route(env, ctx, name)?;
+    if let Outcome::Error(e) = &r.1 {
+        Stats::inc(&env.stats.script_errors);
+        tracing::error!("error from Lua in {name}: {e}");
     }
+    Some(r)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::engine::lua::{with_worker_engine, Outcome, Script};
+use crate::engine::{run_route, Outcome};
 use crate::kemi::{Ctx, Env, RecvInfo, RouteKind};
 use crate::sip::{HdrName, Message, Method};
 use crate::stats::Stats;
@@ -18,17 +18,11 @@ pub const REPLY_ROUTE: &str = "ksr_reply_route";
 /// Routes every received message through the script.
 pub struct Router {
     env: Arc<Env>,
-    script: Script,
-    generation: u64,
 }
 
 impl Router {
-    pub fn new(env: Arc<Env>, script: Script) -> Router {
-        Router {
-            env,
-            script,
-            generation: 1,
-        }
+    pub fn new(env: Arc<Env>) -> Router {
+        Router { env }
     }
 
     pub fn env(&self) -> &Arc<Env> {
@@ -70,27 +64,17 @@ impl Router {
             // Replies must find this connection again: record the source port (RFC 3581).
             ctx.force_rport = true;
         }
-        let result = with_worker_engine(self.generation, &self.script, &self.env, |eng| {
-            eng.run(ctx, REQUEST_ROUTE)
-        });
-        match result {
-            Ok(Some((mut ctx, outcome))) => {
-                crate::modules::tm::after_request_route(&mut ctx);
-                if let Outcome::Error(e) = outcome {
-                    Stats::inc(&self.env.stats.script_errors);
-                    tracing::error!(
-                        callid = ctx.msg.call_id().unwrap_or(""),
-                        "error from Lua: {e}"
-                    );
-                    if !ctx.final_replied && ctx.msg.method() != Some(Method::Ack) {
-                        let _ = send_reply(&mut ctx, 500, "Server Internal Error");
-                    }
-                }
-            }
-            Ok(None) => tracing::error!("routing context lost"),
-            Err(e) => {
+        if let Some((mut ctx, outcome)) = run_route(&self.env, ctx, REQUEST_ROUTE) {
+            crate::modules::tm::after_request_route(&mut ctx);
+            if let Outcome::Error(e) = outcome {
                 Stats::inc(&self.env.stats.script_errors);
-                tracing::error!("script engine: {e}");
+                tracing::error!(
+                    callid = ctx.msg.call_id().unwrap_or(""),
+                    "error from Lua: {e}"
+                );
+                if !ctx.final_replied && ctx.msg.method() != Some(Method::Ack) {
+                    let _ = send_reply(&mut ctx, 500, "Server Internal Error");
+                }
             }
         }
     }
@@ -102,12 +86,9 @@ impl Router {
             return;
         }
         let ctx = Ctx::new(self.env.clone(), msg, rcv, RouteKind::Reply);
-        let result = with_worker_engine(self.generation, &self.script, &self.env, |eng| {
-            eng.run(ctx, REPLY_ROUTE)
-        });
-        let mut ctx = match result {
-            Ok(Some((ctx, Outcome::Done | Outcome::Missing))) => ctx,
-            Ok(Some((ctx, Outcome::Error(e)))) => {
+        let mut ctx = match run_route(&self.env, ctx, REPLY_ROUTE) {
+            Some((ctx, Outcome::Done | Outcome::Missing)) => ctx,
+            Some((ctx, Outcome::Error(e))) => {
                 Stats::inc(&self.env.stats.script_errors);
                 tracing::warn!(
                     callid = ctx.msg.call_id().unwrap_or(""),
@@ -115,12 +96,7 @@ impl Router {
                 );
                 return;
             }
-            Ok(None) => return,
-            Err(e) => {
-                Stats::inc(&self.env.stats.script_errors);
-                tracing::error!("script engine: {e}");
-                return;
-            }
+            None => return,
         };
         if ctx.drop {
             Stats::inc(&self.env.stats.drops);
