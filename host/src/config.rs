@@ -151,8 +151,32 @@ pub struct Control {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
+    /// `"lua"` (with `script`) or `"wasm"` (with `plugin`).
     pub engine: Spanned<String>,
-    pub script: Spanned<PathBuf>,
+    /// The Lua script (engine `"lua"`).
+    #[serde(default)]
+    pub script: Option<Spanned<PathBuf>>,
+    /// The WebAssembly component (engine `"wasm"`).
+    #[serde(default)]
+    pub plugin: Option<Spanned<PathBuf>>,
+    /// The string passed to the plugin's `init` (engine `"wasm"`).
+    #[serde(default)]
+    pub config: String,
+    /// Limits of each route call of a plugin (engine `"wasm"`).
+    #[serde(default)]
+    pub limits: RoutingLimits,
+}
+
+/// `[routing.limits]`: what one route call of a wasm plugin may use.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingLimits {
+    /// Wall-clock deadline of a route call, in milliseconds (1..=60000; default 100).
+    pub deadline_ms: Option<Spanned<i64>>,
+    /// Linear memory cap of an instance, in MiB (1..=4095; default 64).
+    pub memory_mb: Option<Spanned<i64>>,
+    /// Most KEMI calls in one route call (1..=10000000; default 10000).
+    pub host_calls: Option<Spanned<i64>>,
 }
 
 /// One parsed `listen` entry.
@@ -283,24 +307,66 @@ impl Config {
             }
         }
         let engine = &cfg.routing.engine;
-        if engine.get_ref() != "lua" {
-            return Err(at(
-                engine.span().start,
-                format!(
-                    "routing.engine: `{}` is not available (this build has \"lua\")",
-                    engine.get_ref()
-                ),
-            ));
-        }
-        let script = cfg.script_path();
-        if !script.is_file() {
-            return Err(at(
-                cfg.routing.script.span().start,
-                format!(
-                    "routing.script: `{}` is not a readable file",
-                    script.display()
-                ),
-            ));
+        match engine.get_ref().as_str() {
+            "lua" => {
+                let Some(script) = &cfg.routing.script else {
+                    return Err(at(
+                        engine.span().start,
+                        "routing.script: engine \"lua\" needs a script".into(),
+                    ));
+                };
+                let path = cfg.resolve(script.get_ref());
+                if !path.is_file() {
+                    return Err(at(
+                        script.span().start,
+                        format!(
+                            "routing.script: `{}` is not a readable file",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
+            "wasm" => {
+                let Some(plugin) = &cfg.routing.plugin else {
+                    return Err(at(
+                        engine.span().start,
+                        "routing.plugin: engine \"wasm\" needs a plugin".into(),
+                    ));
+                };
+                let path = cfg.resolve(plugin.get_ref());
+                if !path.is_file() {
+                    return Err(at(
+                        plugin.span().start,
+                        format!(
+                            "routing.plugin: `{}` is not a readable file",
+                            path.display()
+                        ),
+                    ));
+                }
+                let l = &cfg.routing.limits;
+                for (key, v, max) in [
+                    ("deadline_ms", &l.deadline_ms, 60_000),
+                    ("memory_mb", &l.memory_mb, 4095),
+                    ("host_calls", &l.host_calls, 10_000_000),
+                ] {
+                    if let Some(v) = v {
+                        if !(1..=max).contains(v.get_ref()) {
+                            return Err(at(
+                                v.span().start,
+                                format!("routing.limits.{key}: must be 1..={max}"),
+                            ));
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(at(
+                    engine.span().start,
+                    format!(
+                        "routing.engine: `{other}` is not available (this build has \"lua\" and \"wasm\")"
+                    ),
+                ))
+            }
         }
         for (module, params) in &cfg.modparam {
             let known = crate::modules::modparams_of(module).ok_or_else(|| {
@@ -338,11 +404,38 @@ impl Config {
 
     /// Replaces the routing script (command line `--script`).
     pub fn set_script(&mut self, path: PathBuf) {
-        self.routing.script = Spanned::new(0..0, path);
+        self.routing.script = Some(Spanned::new(0..0, path));
     }
 
     pub fn script_path(&self) -> PathBuf {
-        self.resolve(self.routing.script.get_ref())
+        match &self.routing.script {
+            Some(s) => self.resolve(s.get_ref()),
+            None => PathBuf::new(),
+        }
+    }
+
+    /// The wasm plugin's path (engine `"wasm"`).
+    pub fn plugin_path(&self) -> PathBuf {
+        match &self.routing.plugin {
+            Some(s) => self.resolve(s.get_ref()),
+            None => PathBuf::new(),
+        }
+    }
+
+    /// The limits of `[routing.limits]`, with their defaults.
+    pub fn wasm_limits(&self) -> crate::engine::wasm::Limits {
+        let l = &self.routing.limits;
+        let d = crate::engine::wasm::Limits::default();
+        let get = |v: &Option<Spanned<i64>>| v.as_ref().map(|v| *v.get_ref() as u64);
+        crate::engine::wasm::Limits {
+            deadline: get(&l.deadline_ms)
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(d.deadline),
+            memory: get(&l.memory_mb)
+                .map(|m| (m as usize) << 20)
+                .unwrap_or(d.memory),
+            host_calls: get(&l.host_calls).unwrap_or(d.host_calls),
+        }
     }
 
     pub fn resolve(&self, p: &Path) -> PathBuf {
@@ -457,6 +550,24 @@ mod tests {
         let bad = OK.replace("engine = \"lua\"", "engine = \"cobol\"");
         let e = load(&bad).unwrap_err().to_string();
         assert!(e.starts_with("test.toml:5:"), "{e}");
+        let bad = OK.replace(
+            "engine = \"lua\"\nscript = \"kemibox-cfg-test.lua\"",
+            "engine = \"wasm\"\nplugin = \"kemibox-cfg-test.lua\"\n[routing.limits]\ndeadline_ms = 0",
+        );
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("test.toml:8:") && e.contains("deadline_ms"),
+            "{e}"
+        );
+        let good = OK.replace(
+            "engine = \"lua\"\nscript = \"kemibox-cfg-test.lua\"",
+            "engine = \"wasm\"\nplugin = \"kemibox-cfg-test.lua\"\nconfig = \"x\"\n[routing.limits]\nmemory_mb = 8",
+        );
+        let c = load(&good).expect("wasm config");
+        assert_eq!(c.wasm_limits().memory, 8 << 20);
+        let bad = OK.replace("engine = \"lua\"", "engine = \"wasm\"");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("test.toml:5:") && e.contains("plugin"), "{e}");
         let bad = OK.replace("[core]", "[core]\nlistne = []");
         let e = load(&bad).unwrap_err().to_string();
         assert!(e.starts_with("test.toml:2:") && e.contains("listne"), "{e}");

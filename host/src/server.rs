@@ -20,6 +20,10 @@ pub enum StartError {
     #[error(transparent)]
     Script(#[from] LuaError),
     #[error(transparent)]
+    Wasm(#[from] crate::engine::wasm::WasmError),
+    #[error("{0}")]
+    Plugin(String),
+    #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]
     Usrloc(#[from] crate::modules::usrloc::UsrlocError),
@@ -84,9 +88,27 @@ pub fn make_env(
     }))
 }
 
+/// Loads the configured routing (script or plugin) and checks it on `env`: a Lua state
+/// is built, a plugin is compiled, instantiated and its `init` run.
+fn load_routing(cfg: &Config, env: &Arc<Env>) -> Result<crate::engine::Routing, StartError> {
+    if cfg.routing.engine.get_ref() == "wasm" {
+        let plugin = crate::engine::wasm::Plugin::load(
+            &cfg.plugin_path(),
+            &cfg.routing.config,
+            cfg.wasm_limits(),
+        )?;
+        plugin
+            .instantiate(env)
+            .map_err(|e| StartError::Plugin(format!("{}: {e}", cfg.plugin_path().display())))?;
+        return Ok(crate::engine::Routing::Wasm(Arc::new(plugin)));
+    }
+    let script = Script::read(&cfg.script_path())?;
+    LuaEngine::new(&script, env)?;
+    Ok(crate::engine::Routing::Lua(script))
+}
+
 /// Validates a config fully without opening sockets: registry and script.
 pub fn check(cfg: Config) -> Result<(), StartError> {
-    let script = Script::read(&cfg.script_path())?;
     let listeners: Vec<Listener> = cfg
         .listen
         .iter()
@@ -101,7 +123,7 @@ pub fn check(cfg: Config) -> Result<(), StartError> {
         Arc::new(Offline { listeners }),
         Arc::new(Stats::default()),
     )?;
-    LuaEngine::new(&script, &env)?;
+    load_routing(&env.cfg, &env)?;
     Ok(())
 }
 
@@ -109,14 +131,11 @@ pub fn check(cfg: Config) -> Result<(), StartError> {
 pub async fn start(cfg: Config) -> Result<Server, StartError> {
     let cfg = Arc::new(cfg);
     let stats = Arc::new(Stats::default());
-    let script = Script::read(&cfg.script_path())?;
     let transports = Transports::bind(&cfg, stats.clone()).await?;
     let env = make_env(cfg.clone(), transports.clone(), stats)?;
-    // Load once here so a broken script stops start-up with its error.
-    LuaEngine::new(&script, &env)?;
-    let _ = env
-        .script
-        .set((1, crate::engine::Routing::Lua(script.clone())));
+    // Load once here so a broken script or plugin stops start-up with its error.
+    let routing = load_routing(&cfg, &env)?;
+    let _ = env.script.set((1, routing));
     let router = Arc::new(Router::new(env.clone()));
     let r2 = router.clone();
     transports.start(

@@ -35,6 +35,10 @@ counters!(
     tcp_conns_idle_closed,
     tcp_framing_errors,
     keepalives,
+    wasm_traps,
+    wasm_deadlines,
+    wasm_memory_limits,
+    wasm_host_call_limits,
 );
 
 impl Stats {

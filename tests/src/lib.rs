@@ -419,3 +419,45 @@ impl Kamailio {
         std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default()
     }
 }
+
+/// Builds the plugins workspace (`plugins/`, release, wasm32-wasip2) once per test binary
+/// and returns the path of the component of plugin `name`.
+pub fn wasm_plugin(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = repo_root();
+        let target = root.join("plugins/target");
+        let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("plugins/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("run cargo for the plugins");
+        assert!(
+            st.success(),
+            "building the plugins failed (rustup target add wasm32-wasip2?)"
+        );
+        target.join("wasm32-wasip2/release")
+    });
+    dir.join(format!("{name}.wasm"))
+}
+
+/// A kemibox config running the wasm plugin `plugin` with its `config` string and
+/// `limits` (lines of `[routing.limits]`).
+pub fn wasm_config(listen: &[String], plugin: &Path, plugin_config: &str, limits: &str) -> String {
+    let l: Vec<String> = listen.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        "[core]\nlisten = [{}]\negress_allow = [\"127.0.0.0/8\", \"::1/128\"]\nworkers = 2\n\
+[dns]\nhosts_only = true\n[routing]\nengine = \"wasm\"\nplugin = \"{}\"\nconfig = \"{}\"\n\
+[routing.limits]\n{limits}\n",
+        l.join(", "),
+        plugin.display(),
+        plugin_config
+    )
+}

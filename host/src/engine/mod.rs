@@ -1,7 +1,8 @@
 //! Routing engines: every engine runs the KEMI event routes of one script or plugin over
-//! the same registry. Today: the native Lua engine; the wasm engine joins here.
+//! the same registry. The native Lua engine and the WebAssembly engine.
 
 pub mod lua;
+pub mod wasm;
 
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use crate::stats::Stats;
 #[derive(Clone, Debug)]
 pub enum Routing {
     Lua(lua::Script),
+    /// A compiled WebAssembly component.
+    Wasm(Arc<wasm::Plugin>),
 }
 
 /// Runs the route `name` on `ctx` with the current routing of `env`. `None` when no
@@ -35,5 +38,6 @@ pub fn run_route(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)>
                 }
             }
         }
+        Routing::Wasm(plugin) => Some(plugin.run(*generation, env, ctx, name)),
     }
 }

@@ -1,0 +1,420 @@
+//! The WebAssembly engine (wasmtime): routing plugins are components of the world
+//! `plugin` of `wit/kemi.wit`, calling the KEMI registry through the generic indexed
+//! interface or the typed per-module interfaces.
+//!
+//! - The component is compiled once at load time (off the hot path) into an
+//!   `InstancePre`; each worker thread keeps a warm instance (its own `Store`) reused
+//!   across messages and replaced after any trap (a trap poisons the store).
+//! - Each route call runs under an epoch deadline (a ticker thread bumps the epoch every
+//!   millisecond), a memory cap (a `ResourceLimiter` in the store data) and a budget of
+//!   host calls. A trap, a deadline or a limit hit returns `Outcome::Error`, so the
+//!   pipeline answers 500, and is counted (`wasm_traps`, `wasm_deadlines`,
+//!   `wasm_memory_limits`, `wasm_host_call_limits`); the server goes on.
+//! - WASI: only what a Rust std guest imports, with no capability: no preopened
+//!   directory, no network, no environment, no arguments, stdin empty; stdout and stderr
+//!   go to the log (size-capped per instance).
+
+mod host;
+mod output;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::kemi::{Ctx, Env, Val};
+use crate::stats::Stats;
+
+use super::Outcome;
+
+/// The bindings generated from `wit/kemi.wit`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin",
+        imports: { default: trappable },
+        exports: { default: async },
+    });
+}
+
+use bindings::{Plugin as PluginWorld, PluginPre};
+
+pub use host::TypedIdx;
+
+/// Limits applied to every route call of a plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock deadline of one route call.
+    pub deadline: Duration,
+    /// Most linear memory an instance may have, in bytes.
+    pub memory: usize,
+    /// Most KEMI calls in one route call.
+    pub host_calls: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_millis(100),
+            memory: 64 << 20,
+            host_calls: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum WasmError {
+    #[error("{path}: cannot read plugin: {err}")]
+    Read { path: String, err: String },
+    #[error("{path}: {err}")]
+    Load { path: String, err: String },
+}
+
+/// Most instances alive at once in the pool (one per worker thread, plus tm and the
+/// start-up validation).
+const POOL_INSTANCES: u32 = 128;
+
+/// A compiled plugin, shared by every worker.
+pub struct Plugin {
+    pub path: PathBuf,
+    pub config: Arc<str>,
+    pub limits: Limits,
+    engine: Engine,
+    pre: PluginPre<State>,
+    /// Set when the plugin is dropped: stops the epoch ticker.
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("path", &self.path)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Epoch ticks per millisecond of deadline.
+const TICK: Duration = Duration::from_millis(1);
+
+impl Plugin {
+    /// Reads and compiles the component at `path` (slow: call it off the hot path).
+    pub fn load(path: &Path, config: &str, limits: Limits) -> Result<Plugin, WasmError> {
+        let bytes = std::fs::read(path).map_err(|e| WasmError::Read {
+            path: path.display().to_string(),
+            err: e.to_string(),
+        })?;
+        Self::from_bytes(path, &bytes, config, limits)
+    }
+
+    pub fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        config: &str,
+        limits: Limits,
+    ) -> Result<Plugin, WasmError> {
+        let err = |e: wasmtime::Error| WasmError::Load {
+            path: path.display().to_string(),
+            err: format!("{e:#}"),
+        };
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 8)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 4)
+            .total_stacks(POOL_INSTANCES)
+            .max_memory_size(limits.memory.max(1 << 16));
+        let mut cfg = wasmtime::Config::new();
+        cfg.epoch_interruption(true)
+            .memory_init_cow(true)
+            .concurrency_support(false)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&cfg).map_err(err)?;
+        let component = Component::new(&engine, bytes).map_err(err)?;
+        let mut linker: Linker<State> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
+        PluginWorld::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(err)?;
+        let pre = linker.instantiate_pre(&component).map_err(err)?;
+        let pre = PluginPre::new(pre).map_err(err)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (e2, s2) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !s2.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    e2.increment_epoch();
+                }
+            })
+            .map_err(|e| WasmError::Load {
+                path: path.display().to_string(),
+                err: format!("epoch ticker: {e}"),
+            })?;
+        Ok(Plugin {
+            path: path.to_path_buf(),
+            config: config.into(),
+            limits,
+            engine,
+            pre,
+            stop,
+        })
+    }
+
+    /// A fresh instance with its `init` run: what a worker keeps warm. Also the start-up
+    /// check of a plugin.
+    pub fn instantiate(&self, env: &Arc<Env>) -> Result<Warm, String> {
+        let idx = TypedIdx::new(&env.registry);
+        let state = State {
+            ctx: None,
+            env: env.clone(),
+            wasi: wasi_ctx(),
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                max: self.limits.memory,
+                hit: false,
+            },
+            calls_left: self.limits.host_calls,
+            budget_hit: false,
+            idx,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        self.arm(&mut store);
+        let pre = self.pre.clone();
+        let config = self.config.clone();
+        let deadline = Instant::now() + self.limits.deadline;
+        let (store, r) = drive(deadline, async move {
+            let r = match pre.instantiate_async(&mut store).await {
+                Ok(bindings) => match bindings.call_init(&mut store, &config).await {
+                    Ok(Ok(())) => Ok(bindings),
+                    Ok(Err(m)) => Err(format!("init refused the config: {m}")),
+                    Err(e) => Err(format!("init trapped: {e:?}")),
+                },
+                Err(e) => Err(format!("instantiation failed: {e:?}")),
+            };
+            (store, r)
+        })
+        .ok_or_else(|| "instantiation or init did not finish in the deadline".to_string())?;
+        let bindings = r?;
+        Ok(Warm {
+            store,
+            bindings,
+            vars: Default::default(),
+        })
+    }
+
+    fn arm(&self, store: &mut Store<State>) {
+        let ticks = (self.limits.deadline.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
+        let s = store.data_mut();
+        s.calls_left = self.limits.host_calls;
+        s.budget_hit = false;
+        s.limiter.hit = false;
+    }
+
+    /// Runs route `name` on `ctx` with this thread's warm instance of the plugin.
+    pub fn run(
+        self: &Arc<Plugin>,
+        generation: u64,
+        env: &Arc<Env>,
+        ctx: Ctx,
+        name: &str,
+    ) -> (Ctx, Outcome) {
+        let key = (generation, Arc::as_ptr(self) as usize);
+        WORKER.with(|w| {
+            let mut w = w.borrow_mut();
+            if !matches!(&*w, Some((k, _)) if *k == key) {
+                *w = None;
+                match self.instantiate(env) {
+                    Ok(warm) => *w = Some((key, warm)),
+                    Err(e) => {
+                        Stats::inc(&env.stats.wasm_traps);
+                        return (ctx, Outcome::Error(format!("wasm plugin: {e}")));
+                    }
+                }
+            }
+            let Some((_, warm)) = w.as_mut() else {
+                return (ctx, Outcome::Error("wasm plugin: no instance".into()));
+            };
+            let (ctx, r) = self.call(warm, ctx, name);
+            match r {
+                Ok(true) => (ctx, Outcome::Done),
+                Ok(false) => (ctx, Outcome::Missing),
+                Err(reason) => {
+                    // A trap poisons the store: the next message gets a fresh instance.
+                    *w = None;
+                    (ctx, Outcome::Error(format!("wasm plugin {name}: {reason}")))
+                }
+            }
+        })
+    }
+
+    fn call(&self, warm: &mut Warm, mut ctx: Ctx, name: &str) -> (Ctx, Result<bool, String>) {
+        std::mem::swap(&mut ctx.vars, &mut warm.vars);
+        let env = ctx.env.clone();
+        self.arm(&mut warm.store);
+        warm.store.data_mut().ctx = Some(ctx);
+        let deadline = Instant::now() + self.limits.deadline + Duration::from_millis(50);
+        let bindings = &warm.bindings;
+        let store = &mut warm.store;
+        let name2 = name.to_string();
+        let r = drive(deadline, async {
+            match name2.as_str() {
+                crate::proxy::pipeline::REQUEST_ROUTE => bindings
+                    .call_request_route(&mut *store)
+                    .await
+                    .map(|()| true),
+                crate::proxy::pipeline::REPLY_ROUTE => {
+                    bindings.call_reply_route(&mut *store).await.map(|()| true)
+                }
+                other => bindings.call_route(&mut *store, other).await,
+            }
+        });
+        let s = warm.store.data_mut();
+        let mut ctx = s.ctx.take().unwrap_or_else(|| unreachable_ctx(&env));
+        std::mem::swap(&mut ctx.vars, &mut warm.vars);
+        let r = match r {
+            Some(Ok(found)) => Ok(found),
+            Some(Err(e)) => {
+                let (counter, reason) = if s.budget_hit {
+                    (
+                        &env.stats.wasm_host_call_limits,
+                        "host-call budget exceeded".to_string(),
+                    )
+                } else if s.limiter.hit {
+                    (
+                        &env.stats.wasm_memory_limits,
+                        "memory limit exceeded".to_string(),
+                    )
+                } else if matches!(
+                    e.downcast_ref::<wasmtime::Trap>(),
+                    Some(wasmtime::Trap::Interrupt)
+                ) {
+                    (&env.stats.wasm_deadlines, "deadline exceeded".to_string())
+                } else {
+                    (&env.stats.wasm_traps, format!("trap: {e:?}"))
+                };
+                Stats::inc(counter);
+                Err(reason)
+            }
+            None => {
+                Stats::inc(&env.stats.wasm_deadlines);
+                Err("deadline exceeded (waiting on the host)".to_string())
+            }
+        };
+        (ctx, r)
+    }
+}
+
+/// Never happens: the context is only taken out of the store by `call`. Kept total so a
+/// bug costs one message, not the worker.
+fn unreachable_ctx(_env: &Arc<Env>) -> Ctx {
+    panic!("wasm engine lost the routing context")
+}
+
+/// A warm instance: its store and bindings, and the worker's `$var(..)` values.
+pub struct Warm {
+    store: Store<State>,
+    bindings: PluginWorld,
+    vars: std::collections::HashMap<String, Val>,
+}
+
+thread_local! {
+    static WORKER: RefCell<Option<((u64, usize), Warm)>> = const { RefCell::new(None) };
+}
+
+/// Polls `fut` to completion on this thread. Host functions never wait on I/O here
+/// (stdout/stderr are always ready), so the first poll normally finishes; a guest that
+/// blocks on a pollable is given up at `deadline` (`None`).
+fn drive<T>(deadline: Instant, fut: impl Future<Output = T>) -> Option<T> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn wasi_ctx() -> WasiCtx {
+    let mut b = wasmtime_wasi::WasiCtxBuilder::new();
+    b.stdout(output::LogOutput::new("stdout"))
+        .stderr(output::LogOutput::new("stderr"))
+        .allow_ip_name_lookup(false)
+        .allow_tcp(false)
+        .allow_udp(false);
+    b.build()
+}
+
+/// Caps linear memory growth; a denied growth traps and is reported as a memory limit.
+pub struct Limiter {
+    max: usize,
+    hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.hit = true;
+            wasmtime::bail!("memory limit of {} bytes exceeded", self.max);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The store data of an instance.
+pub struct State {
+    /// The message being routed, lent by `run` for the call.
+    ctx: Option<Ctx>,
+    env: Arc<Env>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    calls_left: u64,
+    budget_hit: bool,
+    idx: TypedIdx,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+//! Engine tests with the plugins of `plugins/` (built once per test run, in release mode,
+//! for wasm32-wasip2).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::config::Config;
+use crate::kemi::{Ctx, Env, RecvInfo, Registry, RouteKind};
+use crate::net::{Dest, Listener, Net, Proto, SendError};
+use crate::sip::Message;
+use crate::stats::Stats;
+
+/// Builds the plugins workspace once (`cargo build --release --target wasm32-wasip2`)
+/// and returns the path of plugin `name`.
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = root.join("plugins/target");
+        let st = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("plugins/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("run cargo for the plugins");
+        assert!(st.success(), "building the plugins failed");
+        target.join("wasm32-wasip2/release")
+    });
+    dir.join(format!("{name}.wasm"))
+}
+
+struct Recorder {
+    listeners: Vec<Listener>,
+    sent: Mutex<Vec<(Dest, Bytes)>>,
+}
+
+impl Net for Recorder {
+    fn send(&self, dest: &Dest, data: Bytes) -> Result<(), SendError> {
+        self.sent
+            .lock()
+            .map_err(|_| SendError::Io("lock".into()))?
+            .push((*dest, data));
+        Ok(())
+    }
+    fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+    fn resolve(
+        &self,
+        host: &str,
+        port: Option<u16>,
+        proto: Option<Proto>,
+        _: bool,
+    ) -> Result<(Proto, SocketAddr), SendError> {
+        let ip = host.parse().map_err(|_| SendError::Resolve(host.into()))?;
+        Ok((
+            proto.unwrap_or(Proto::Udp),
+            SocketAddr::new(ip, port.unwrap_or(5060)),
+        ))
+    }
+}
+
+fn env() -> (Arc<Env>, Arc<Recorder>) {
+    let dir = std::env::temp_dir();
+    let path = plugin_wasm("forward");
+    let src = format!(
+        "[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\"]\n\
+         [routing]\nengine=\"wasm\"\nplugin=\"{}\"\n",
+        path.display()
+    );
+    let cfg = Config::from_str(&src, "t.toml", dir.clone()).expect("config");
+    let cfg2 = Config::from_str(&src, "t.toml", dir).expect("config");
+    let rec = Arc::new(Recorder {
+        listeners: vec![Listener {
+            proto: Proto::Udp,
+            addr: "127.0.0.1:5060".parse().expect("addr"),
+            advertise: None,
+        }],
+        sent: Mutex::new(Vec::new()),
+    });
+    let env = Arc::new(Env {
+        registry: Registry::build(&cfg.modules()).expect("registry"),
+        cfg: Arc::new(cfg),
+        net: rec.clone(),
+        stats: Arc::new(Stats::default()),
+        sl_tag_prefix: "0123456789abcdef0123456789abcdef".into(),
+        usrloc: Arc::new(crate::modules::usrloc::Usrloc::in_memory()),
+        tm: Arc::new(crate::modules::tm::Tm::from_config(&cfg2)),
+        nonces: Arc::new(crate::modules::auth::Nonces::from_config(&cfg2)),
+        htables: Arc::new(crate::modules::htable::Htables::from_config(&cfg2).expect("htable")),
+        pike: Arc::new(crate::modules::pike::Pike::from_config(&cfg2)),
+        acc: Arc::new(crate::modules::acc::Acc::from_config(&cfg2).expect("acc")),
+        subscribers: Arc::new(
+            crate::modules::auth_db::Subscribers::from_config(&cfg2).expect("no db"),
+        ),
+        script: std::sync::OnceLock::new(),
+    });
+    (env, rec)
+}
+
+fn request(env: &Arc<Env>, user: &str) -> Ctx {
+    let text = format!(
+        "OPTIONS sip:{user}@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\n\
+         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    let msg = Message::parse(Bytes::from(text)).expect("parse");
+    let rcv = RecvInfo {
+        proto: Proto::Udp,
+        src: "127.0.0.1:5070".parse().expect("a"),
+        local: "127.0.0.1:5060".parse().expect("a"),
+        conn: None,
+    };
+    Ctx::new(env.clone(), msg, rcv, RouteKind::Request)
+}
+
+fn sent(rec: &Recorder) -> Vec<(SocketAddr, String)> {
+    rec.sent
+        .lock()
+        .expect("lock")
+        .drain(..)
+        .map(|(d, b)| {
+            let first = String::from_utf8_lossy(&b)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            (d.addr, first)
+        })
+        .collect()
+}
+
+fn load(name: &str, config: &str, limits: Limits) -> Arc<Plugin> {
+    Arc::new(Plugin::load(&plugin_wasm(name), config, limits).expect("plugin loads"))
+}
+
+const RQ: &str = crate::proxy::pipeline::REQUEST_ROUTE;
+
+#[test]
+fn forward_plugin_forwards_to_ruri_or_configured_destination() {
+    let (env, rec) = env();
+    let p = load("forward", "", Limits::default());
+    let (c, out) = p.run(1, &env, request(&env, "bob"), RQ);
+    assert_eq!(out, Outcome::Done);
+    assert!(!c.final_replied);
+    let s = sent(&rec);
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0].0, "127.0.0.1:5080".parse::<SocketAddr>().expect("a"));
+    assert!(s[0].1.starts_with("OPTIONS sip:bob@"), "{s:?}");
+
+    let p = load("forward", "sip:127.0.0.1:5099", Limits::default());
+    let (_, out) = p.run(2, &env, request(&env, "bob"), RQ);
+    assert_eq!(out, Outcome::Done);
+    let s = sent(&rec);
+    assert_eq!(s[0].0, "127.0.0.1:5099".parse::<SocketAddr>().expect("a"));
+    // A route the plugin does not have.
+    let (_, out) = p.run(2, &env, request(&env, "bob"), "failure_route_x");
+    assert_eq!(out, Outcome::Missing);
+}
+
+#[test]
+fn init_refuses_a_bad_config() {
+    let (env, _) = env();
+    let p = load("forward", "not a uri", Limits::default());
+    let e = p.instantiate(&env).err().expect("refused");
+    assert!(e.contains("config must be empty or a SIP URI"), "{e}");
+    let h = load("hostile", "no-such-fault", Limits::default());
+    assert!(h.instantiate(&env).is_err());
+}
+
+fn limits() -> Limits {
+    Limits {
+        deadline: Duration::from_millis(50),
+        memory: 16 << 20,
+        host_calls: 1000,
+    }
+}
+
+/// Runs the hostile plugin `mode`: the request gets an error (the pipeline answers
+/// 500), the counter moves, and the next request on the same worker is served.
+fn hostile(mode: &str, counter: fn(&Stats) -> u64, reason: &str) {
+    let (env, rec) = env();
+    let p = load("hostile", mode, limits());
+    let t = Instant::now();
+    let (_, out) = p.run(1, &env, request(&env, "bad"), RQ);
+    let took = t.elapsed();
+    match &out {
+        Outcome::Error(e) => assert!(e.contains(reason), "{mode}: {e}"),
+        o => panic!("{mode}: {o:?}"),
+    }
+    assert_eq!(counter(&env.stats), 1, "{mode}");
+    assert!(took < Duration::from_secs(2), "{mode} took {took:?}");
+    sent(&rec);
+    for _ in 0..3 {
+        let (_, out) = p.run(1, &env, request(&env, "ok"), RQ);
+        assert_eq!(out, Outcome::Done, "{mode}: next request");
+        let s = sent(&rec);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].1, "SIP/2.0 200 OK");
+    }
+    assert_eq!(counter(&env.stats), 1, "{mode}");
+}
+
+fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn hostile_loop_hits_the_deadline() {
+    hostile("loop", |s| get(&s.wasm_deadlines), "deadline");
+}
+
+#[test]
+fn hostile_memory_bomb_hits_the_memory_cap() {
+    hostile("memory", |s| get(&s.wasm_memory_limits), "memory limit");
+}
+
+#[test]
+fn hostile_trap_is_contained() {
+    hostile("trap", |s| get(&s.wasm_traps), "trap");
+}
+
+#[test]
+fn hostile_panic_is_contained() {
+    hostile("panic", |s| get(&s.wasm_traps), "trap");
+}
+
+#[test]
+fn hostile_host_call_flood_hits_the_budget() {
+    hostile(
+        "flood",
+        |s| get(&s.wasm_host_call_limits),
+        "host-call budget",
+    );
+}
+
+/// Per-message cost of the forward plugin on a warm instance (printed; bounded loosely
+/// so a debug build on a busy machine passes).
+#[test]
+fn warm_instance_per_call_cost() {
+    let (env, rec) = env();
+    let p = load("forward", "", Limits::default());
+    let _ = p.run(1, &env, request(&env, "bob"), RQ);
+    let n = 2000;
+    let t = Instant::now();
+    for _ in 0..n {
+        let (_, out) = p.run(1, &env, request(&env, "bob"), RQ);
+        assert_eq!(out, Outcome::Done);
+    }
+    let per = t.elapsed() / n;
+    sent(&rec);
+    let t = Instant::now();
+    for _ in 0..200 {
+        p.instantiate(&env).expect("instance");
+    }
+    let inst = t.elapsed() / 200;
+    eprintln!("forward plugin: {per:?} per request route (warm instance; includes parsing the request, 3 KEMI calls and the send), {inst:?} per fresh instance + init");
+    assert!(per < Duration::from_millis(5), "{per:?}");
+}

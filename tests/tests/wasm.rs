@@ -1,0 +1,184 @@
+//! The WebAssembly engine end to end: sipp calls through kemibox running the `forward`
+//! plugin, and the hostile plugins answering 500 while the server goes on.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::*;
+
+const CALLS: u32 = 40;
+
+#[test]
+fn sipp_calls_through_the_forward_plugin() {
+    let (p, u, c) = (free_port(), free_port(), free_port());
+    let kb = Kemibox::start(
+        &wasm_config(
+            &[format!("udp:127.0.0.1:{p}")],
+            &wasm_plugin("forward"),
+            "",
+            "deadline_ms = 200\nmemory_mb = 16",
+        ),
+        "",
+    );
+    let uas = Command::new("sipp")
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &u.to_string(),
+            "-nostdin",
+        ])
+        .current_dir(&kb.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp UAS (install sip-tester)");
+    let _uas = Bg(uas);
+    std::thread::sleep(Duration::from_millis(300));
+    let calls = CALLS.to_string();
+    let mut cmd = Command::new("sipp");
+    cmd.args([
+        "-sn",
+        "uac",
+        "-nostdin",
+        "-m",
+        &calls,
+        "-r",
+        "20",
+        "-timeout",
+        "40",
+        "-timeout_error",
+        &format!("127.0.0.1:{u}"),
+        "-rsa",
+        &format!("127.0.0.1:{p}"),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &c.to_string(),
+    ])
+    .current_dir(&kb.dir);
+    let out = run_bounded(&mut cmd, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ok, failed) = sipp_counts(&stdout);
+    assert!(
+        out.status.success() && ok == CALLS as u64 && failed == 0,
+        "{ok} successful, {failed} failed\n{}\n{}",
+        stdout.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
+        kb.log_text()
+    );
+    assert_eq!(
+        kb.metric_settled("fwd_requests", 3 * CALLS as u64),
+        3 * CALLS as u64
+    );
+    assert_eq!(kb.metric("script_errors"), 0);
+    assert_eq!(kb.metric("wasm_traps"), 0);
+}
+
+/// kemibox with the hostile plugin in `mode`: a request gets 500 within its deadline,
+/// the counter `metric` moves, and the next requests are answered 200.
+fn hostile(mode: &str, metric: &str) {
+    let p = free_port();
+    let mut kb = Kemibox::start(
+        &wasm_config(
+            &[format!("udp:127.0.0.1:{p}")],
+            &wasm_plugin("hostile"),
+            mode,
+            "deadline_ms = 100\nmemory_mb = 16\nhost_calls = 5000",
+        ),
+        "",
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = sock.local_addr().expect("local");
+    let to: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    for round in 0..2 {
+        let t = Instant::now();
+        let r = udp_exchange(
+            &sock,
+            to,
+            &options_to(
+                &format!("bad@127.0.0.1:{p}"),
+                local,
+                &format!("{mode}-bad{round}"),
+            ),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("{mode}: no answer\n{}", kb.log_text()));
+        assert_eq!(status_of(&r), Some(500), "{mode}: {}", reason_of(&r));
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{mode}: {:?}",
+            t.elapsed()
+        );
+        for i in 0..3 {
+            let r = udp_exchange(
+                &sock,
+                to,
+                &options_to(
+                    &format!("ok@127.0.0.1:{p}"),
+                    local,
+                    &format!("{mode}-ok{round}{i}"),
+                ),
+                Duration::from_secs(5),
+            )
+            .unwrap_or_else(|| panic!("{mode}: no answer after the fault\n{}", kb.log_text()));
+            assert_eq!(status_of(&r), Some(200), "{mode}: {}", reason_of(&r));
+        }
+    }
+    assert_eq!(kb.metric_settled(metric, 2), 2, "{mode}");
+    assert_eq!(kb.metric("script_errors"), 2);
+    assert!(kb.is_running());
+}
+
+#[test]
+fn hostile_loop_answers_500_and_server_goes_on() {
+    hostile("loop", "wasm_deadlines");
+}
+
+#[test]
+fn hostile_memory_bomb_answers_500_and_server_goes_on() {
+    hostile("memory", "wasm_memory_limits");
+}
+
+#[test]
+fn hostile_trap_answers_500_and_server_goes_on() {
+    hostile("trap", "wasm_traps");
+}
+
+#[test]
+fn hostile_host_call_flood_answers_500_and_server_goes_on() {
+    hostile("flood", "wasm_host_call_limits");
+}
+
+#[test]
+fn bad_plugin_config_stops_start_up() {
+    let dir = scratch_dir("wasm-bad");
+    let cfg = wasm_config(
+        &[format!("udp:127.0.0.1:{}", free_port())],
+        &wasm_plugin("forward"),
+        "not a uri",
+        "deadline_ms = 100",
+    );
+    let path = dir.join("kemibox.toml");
+    std::fs::write(&path, &cfg).expect("write");
+    let out = run_bounded(
+        Command::new(kemibox_bin()).args(["check", "-c"]).arg(&path),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("config must be empty or a SIP URI"), "{err}");
+    let bad_limit = cfg.replace("deadline_ms = 100", "deadline_ms = -5");
+    std::fs::write(&path, bad_limit).expect("write");
+    let out = run_bounded(
+        Command::new(kemibox_bin()).args(["check", "-c"]).arg(&path),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("kemibox.toml:12:") && err.contains("deadline_ms"),
+        "{err}"
+    );
+}
