@@ -20,6 +20,9 @@ fi
 grep -E "^(Done|stat::number_of_executed_units)" "$fuzz_log" || true
 rm -f "$fuzz_log"
 
-# The end-to-end tests start the kemibox binary as a real process.
+# The end-to-end tests start the kemibox binary as a real process; the wasm tests load
+# the plugins (release components in plugins/target, built here once for all tests).
 cargo build -p kemibox
+CARGO_TARGET_DIR="$PWD/plugins/target" \
+  cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
 cargo test --workspace

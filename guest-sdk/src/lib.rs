@@ -1,4 +1,4 @@
-//! Rust SDK for kemibox routing plugins.
+//! Rust SDK for kemibox routing plugins (see also `README.md`).
 //!
 //! A plugin is a WebAssembly component (built with `cargo build --release --target
 //! wasm32-wasip2`) of the world `kemibox:kemi/plugin` (`wit/kemi.wit`). It calls

@@ -182,3 +182,8 @@ fn bad_plugin_config_stops_start_up() {
         "{err}"
     );
 }
+
+#[test]
+fn hostile_stack_overflow_answers_500_and_server_goes_on() {
+    hostile("stack", "wasm_traps");
+}

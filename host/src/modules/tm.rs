@@ -611,7 +611,7 @@ fn run_route(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
     let r = crate::engine::run_route(env, ctx, name)?;
     if let Outcome::Error(e) = &r.1 {
         Stats::inc(&env.stats.script_errors);
-        tracing::error!("error from Lua in {name}: {e}");
+        tracing::error!("error from the routing script or plugin in {name}: {e}");
     }
     Some(r)
 }

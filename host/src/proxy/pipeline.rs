@@ -70,7 +70,7 @@ impl Router {
                 Stats::inc(&self.env.stats.script_errors);
                 tracing::error!(
                     callid = ctx.msg.call_id().unwrap_or(""),
-                    "error from Lua: {e}"
+                    "error from the routing script or plugin: {e}"
                 );
                 if !ctx.final_replied && ctx.msg.method() != Some(Method::Ack) {
                     let _ = send_reply(&mut ctx, 500, "Server Internal Error");

@@ -212,6 +212,25 @@ fn hostile(mode: &str, counter: fn(&Stats) -> u64, reason: &str) {
     assert_eq!(counter(&env.stats), 1, "{mode}");
 }
 
+#[test]
+fn hostile_stack_overflow_is_contained() {
+    hostile("stack", |s| get(&s.wasm_traps), "trap");
+}
+
+/// The generic indexed interface reaches the same registry functions, and an exit
+/// returned by `kemi.call` ends the route without a trap.
+#[test]
+fn generic_interface_calls_by_index_and_exits() {
+    let (env, rec) = env();
+    let p = load("hostile", "trap", limits());
+    let (_, out) = p.run(1, &env, request(&env, "generic"), RQ);
+    assert_eq!(out, Outcome::Done);
+    let s = sent(&rec);
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0].1, "SIP/2.0 200 Generic");
+    assert_eq!(get(&env.stats.wasm_traps), 0);
+}
+
 fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(std::sync::atomic::Ordering::Relaxed)
 }
