@@ -435,6 +435,8 @@ impl Config {
                 .map(|m| (m as usize) << 20)
                 .unwrap_or(d.memory),
             host_calls: get(&l.host_calls).unwrap_or(d.host_calls),
+            // Workers, tm's timer threads and the runtime's blocking threads may route.
+            instances: (self.core.workers as u32 * 2 + 32).max(d.instances),
         }
     }
 

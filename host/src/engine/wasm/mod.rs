@@ -57,6 +57,8 @@ pub struct Limits {
     pub memory: usize,
     /// Most KEMI calls in one route call.
     pub host_calls: u64,
+    /// Instances the pooling allocator holds (at least one per routing thread).
+    pub instances: u32,
 }
 
 impl Default for Limits {
@@ -65,6 +67,7 @@ impl Default for Limits {
             deadline: Duration::from_millis(100),
             memory: 64 << 20,
             host_calls: 10_000,
+            instances: POOL_INSTANCES,
         }
     }
 }
@@ -77,9 +80,9 @@ pub enum WasmError {
     Load { path: String, err: String },
 }
 
-/// Most instances alive at once in the pool (one per worker thread, plus tm and the
-/// start-up validation).
-const POOL_INSTANCES: u32 = 128;
+/// Least instances of the pool: one per thread that routes (workers, tm timers, the
+/// runtime's blocking threads) plus the start-up check; `Limits::instances` raises it.
+const POOL_INSTANCES: u32 = 64;
 
 /// A compiled plugin, shared by every worker.
 pub struct Plugin {
@@ -130,12 +133,13 @@ impl Plugin {
             path: path.display().to_string(),
             err: format!("{e:#}"),
         };
+        let n = limits.instances.max(POOL_INSTANCES);
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(POOL_INSTANCES)
-            .total_core_instances(POOL_INSTANCES * 8)
-            .total_memories(POOL_INSTANCES * 2)
-            .total_tables(POOL_INSTANCES * 4)
-            .total_stacks(POOL_INSTANCES)
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 4)
+            .total_stacks(n)
             .max_memory_size(limits.memory.max(1 << 16));
         let mut cfg = wasmtime::Config::new();
         cfg.epoch_interruption(true)

@@ -49,7 +49,11 @@ impl LogOutput {
             if b == b'\n' || g.line.len() >= 4096 {
                 let line = String::from_utf8_lossy(&g.line).into_owned();
                 g.line.clear();
-                tracing::info!(target: "wasm", "plugin {}: {line}", self.name);
+                if self.name == "stderr" {
+                    tracing::warn!(target: "wasm", "plugin stderr: {line}");
+                } else {
+                    tracing::info!(target: "wasm", "plugin stdout: {line}");
+                }
                 if b == b'\n' {
                     continue;
                 }

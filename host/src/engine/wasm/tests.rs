@@ -184,6 +184,7 @@ fn limits() -> Limits {
         deadline: Duration::from_millis(50),
         memory: 16 << 20,
         host_calls: 1000,
+        ..Limits::default()
     }
 }
 
