@@ -177,6 +177,9 @@ pub struct RoutingLimits {
     pub memory_mb: Option<Spanned<i64>>,
     /// Most KEMI calls in one route call (1..=10000000; default 10000).
     pub host_calls: Option<Spanned<i64>>,
+    /// `"warm"` (default: an instance per worker, reused) or `"per-message"` (a fresh
+    /// instance for every message).
+    pub isolation: Option<Spanned<String>>,
 }
 
 /// One parsed `listen` entry.
@@ -344,6 +347,17 @@ impl Config {
                     ));
                 }
                 let l = &cfg.routing.limits;
+                if let Some(i) = &l.isolation {
+                    if !matches!(i.get_ref().as_str(), "warm" | "per-message") {
+                        return Err(at(
+                            i.span().start,
+                            format!(
+                                "routing.limits.isolation: `{}` is not \"warm\" or \"per-message\"",
+                                i.get_ref()
+                            ),
+                        ));
+                    }
+                }
                 for (key, v, max) in [
                     ("deadline_ms", &l.deadline_ms, 60_000),
                     ("memory_mb", &l.memory_mb, 4095),
@@ -437,6 +451,10 @@ impl Config {
             host_calls: get(&l.host_calls).unwrap_or(d.host_calls),
             // Workers, tm's timer threads and the runtime's blocking threads may route.
             instances: (self.core.workers as u32 * 2 + 32).max(d.instances),
+            per_message: l
+                .isolation
+                .as_ref()
+                .is_some_and(|i| i.get_ref() == "per-message"),
         }
     }
 
@@ -567,6 +585,13 @@ mod tests {
         );
         let c = load(&good).expect("wasm config");
         assert_eq!(c.wasm_limits().memory, 8 << 20);
+        assert!(!c.wasm_limits().per_message);
+        let bad = good.replace("memory_mb = 8", "isolation = \"sometimes\"");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("test.toml:9:") && e.contains("isolation"),
+            "{e}"
+        );
         let bad = OK.replace("engine = \"lua\"", "engine = \"wasm\"");
         let e = load(&bad).unwrap_err().to_string();
         assert!(e.starts_with("test.toml:5:") && e.contains("plugin"), "{e}");

@@ -59,6 +59,8 @@ pub struct Limits {
     pub host_calls: u64,
     /// Instances the pooling allocator holds (at least one per routing thread).
     pub instances: u32,
+    /// A fresh instance for every message instead of a warm one per worker.
+    pub per_message: bool,
 }
 
 impl Default for Limits {
@@ -68,6 +70,7 @@ impl Default for Limits {
             memory: 64 << 20,
             host_calls: 10_000,
             instances: POOL_INSTANCES,
+            per_message: false,
         }
     }
 }
@@ -238,6 +241,9 @@ impl Plugin {
         ctx: Ctx,
         name: &str,
     ) -> (Ctx, Outcome) {
+        if self.limits.per_message {
+            return self.run_isolated(env, ctx, name);
+        }
         let key = (generation, Arc::as_ptr(self) as usize);
         WORKER.with(|w| {
             let mut w = w.borrow_mut();
@@ -265,6 +271,23 @@ impl Plugin {
                 }
             }
         })
+    }
+
+    /// `isolation = "per-message"`: a fresh store and instance (with `init`) for this
+    /// message only; nothing survives it, `$var(..)` included.
+    fn run_isolated(&self, env: &Arc<Env>, ctx: Ctx, name: &str) -> (Ctx, Outcome) {
+        let mut warm = match self.instantiate(env) {
+            Ok(w) => w,
+            Err(e) => {
+                Stats::inc(&env.stats.wasm_traps);
+                return (ctx, Outcome::Error(format!("wasm plugin: {e}")));
+            }
+        };
+        match self.call(&mut warm, ctx, name) {
+            (ctx, Ok(true)) => (ctx, Outcome::Done),
+            (ctx, Ok(false)) => (ctx, Outcome::Missing),
+            (ctx, Err(reason)) => (ctx, Outcome::Error(format!("wasm plugin {name}: {reason}"))),
+        }
     }
 
     fn call(&self, warm: &mut Warm, mut ctx: Ctx, name: &str) -> (Ctx, Result<bool, String>) {

@@ -232,6 +232,29 @@ fn generic_interface_calls_by_index_and_exits() {
     assert_eq!(get(&env.stats.wasm_traps), 0);
 }
 
+/// `isolation = "per-message"`: every message gets a fresh instance; a fault costs that
+/// message only.
+#[test]
+fn per_message_isolation() {
+    let (env, rec) = env();
+    let p = load(
+        "hostile",
+        "trap",
+        Limits {
+            per_message: true,
+            ..limits()
+        },
+    );
+    for _ in 0..3 {
+        let (_, out) = p.run(1, &env, request(&env, "bad"), RQ);
+        assert!(matches!(out, Outcome::Error(_)), "{out:?}");
+        let (_, out) = p.run(1, &env, request(&env, "ok"), RQ);
+        assert_eq!(out, Outcome::Done);
+    }
+    assert_eq!(get(&env.stats.wasm_traps), 3);
+    assert_eq!(sent(&rec).len(), 3);
+}
+
 fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(std::sync::atomic::Ordering::Relaxed)
 }

@@ -1,0 +1,157 @@
+//! Cost of one request route with the same stateless logic on each engine: the `forward`
+//! plugin on a warm wasm instance vs the equivalent Lua script on mlua, over a sink
+//! network (3 KEMI calls: maxfwd.process_maxfwd, forward, and the send). Also a fresh
+//! wasm instance with `init`, and the parse + context baseline every route pays.
+//!
+//! Run with `cargo bench -p kemibox --bench engines` (builds `plugins/` for wasm32-wasip2).
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion};
+use kemibox::config::Config;
+use kemibox::engine::lua::{LuaEngine, Script};
+use kemibox::engine::wasm::Plugin;
+use kemibox::engine::Outcome;
+use kemibox::kemi::{Ctx, Env, RecvInfo, RouteKind};
+use kemibox::net::{Dest, Listener, Net, Proto, SendError};
+use kemibox::sip::Message;
+use kemibox::stats::Stats;
+
+struct Sink(Vec<Listener>);
+
+impl Net for Sink {
+    fn send(&self, _: &Dest, data: Bytes) -> Result<(), SendError> {
+        black_box(data);
+        Ok(())
+    }
+    fn listeners(&self) -> &[Listener] {
+        &self.0
+    }
+    fn resolve(
+        &self,
+        host: &str,
+        port: Option<u16>,
+        proto: Option<Proto>,
+        _: bool,
+    ) -> Result<(Proto, SocketAddr), SendError> {
+        let ip = host.parse().map_err(|_| SendError::Resolve(host.into()))?;
+        Ok((
+            proto.unwrap_or(Proto::Udp),
+            SocketAddr::new(ip, port.unwrap_or(5060)),
+        ))
+    }
+}
+
+const LUA: &str = "function ksr_request_route()\n\
+  if KSR.maxfwd.process_maxfwd(10) < 0 then KSR.sl.sl_send_reply(483, 'Too Many Hops') KSR.x.exit() end\n\
+  if KSR.forward() < 0 then KSR.sl.sl_reply_error() end\n\
+end\n";
+
+const MSG: &str = "OPTIONS sip:bob@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+fn plugins() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = root.join("plugins/target");
+    let st = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(root.join("plugins/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo");
+    assert!(st.success());
+    target.join("wasm32-wasip2/release")
+}
+
+fn ctx(env: &Arc<Env>) -> Ctx {
+    let msg = Message::parse(Bytes::from_static(MSG.as_bytes())).expect("parse");
+    let rcv = RecvInfo {
+        proto: Proto::Udp,
+        src: "127.0.0.1:5070".parse().expect("a"),
+        local: "127.0.0.1:5060".parse().expect("a"),
+        conn: None,
+    };
+    Ctx::new(env.clone(), msg, rcv, RouteKind::Request)
+}
+
+fn engines(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("kemibox-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let script = dir.join("fwd.lua");
+    std::fs::write(&script, LUA).expect("write");
+    let wasm = plugins().join("forward.wasm");
+    let src = format!(
+        "[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\"]\n\
+         [routing]\nengine=\"lua\"\nscript=\"{}\"\n",
+        script.display()
+    );
+    let cfg = Config::from_str(&src, "b.toml", dir.clone()).expect("config");
+    let listeners = vec![Listener {
+        proto: Proto::Udp,
+        addr: "127.0.0.1:5060".parse().expect("addr"),
+        advertise: None,
+    }];
+    let env = kemibox::server::make_env(
+        Arc::new(cfg),
+        Arc::new(Sink(listeners)),
+        Arc::new(Stats::default()),
+    )
+    .expect("env");
+    let rq = kemibox::proxy::pipeline::REQUEST_ROUTE;
+
+    let mut g = c.benchmark_group("request_route");
+    g.measurement_time(Duration::from_secs(3));
+    g.bench_function("baseline parse+ctx", |b| b.iter(|| black_box(ctx(&env))));
+
+    let mut lua = LuaEngine::new(&Script::read(&script).expect("read"), &env).expect("lua");
+    g.bench_function("mlua", |b| {
+        b.iter(|| {
+            let (_, o) = lua.run(ctx(&env), rq).expect("ctx");
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+
+    let plugin = Arc::new(Plugin::load(&wasm, "", Default::default()).expect("plugin"));
+    g.bench_function("wasm warm", |b| {
+        b.iter(|| {
+            let (_, o) = plugin.run(1, &env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    let isolated = Arc::new(
+        Plugin::load(
+            &wasm,
+            "",
+            kemibox::engine::wasm::Limits {
+                per_message: true,
+                ..Default::default()
+            },
+        )
+        .expect("plugin"),
+    );
+    g.bench_function("wasm per-message instance", |b| {
+        b.iter(|| {
+            let (_, o) = isolated.run(1, &env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    g.bench_function("wasm fresh instance+init", |b| {
+        b.iter(|| black_box(plugin.instantiate(&env).expect("instance")))
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, engines);
+criterion_main!(benches);
