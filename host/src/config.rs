@@ -162,6 +162,10 @@ pub struct Routing {
     /// The string passed to the plugin's `init` (engine `"wasm"`).
     #[serde(default)]
     pub config: String,
+    /// Directory keeping compiled plugins by content hash (engine `"wasm"`); none: compile
+    /// at every start.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
     /// Limits of each route call of a plugin (engine `"wasm"`).
     #[serde(default)]
     pub limits: RoutingLimits,

@@ -92,10 +92,12 @@ pub fn make_env(
 /// is built, a plugin is compiled, instantiated and its `init` run.
 fn load_routing(cfg: &Config, env: &Arc<Env>) -> Result<crate::engine::Routing, StartError> {
     if cfg.routing.engine.get_ref() == "wasm" {
-        let plugin = crate::engine::wasm::Plugin::load(
+        let cache = cfg.routing.cache_dir.as_ref().map(|d| cfg.resolve(d));
+        let plugin = crate::engine::wasm::Plugin::load_cached(
             &cfg.plugin_path(),
             &cfg.routing.config,
             cfg.wasm_limits(),
+            cache.as_deref(),
         )?;
         plugin
             .instantiate(env)

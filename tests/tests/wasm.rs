@@ -170,6 +170,22 @@ fn bad_plugin_config_stops_start_up() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("config must be empty or a SIP URI"), "{err}");
+    // A file that is not a component is refused with the reason.
+    let junk = dir.join("junk.wasm");
+    std::fs::write(&junk, b"\0asm not really").expect("write");
+    let bad_plugin = wasm_config(
+        &[format!("udp:127.0.0.1:{}", free_port())],
+        &junk,
+        "",
+        "deadline_ms = 100",
+    );
+    std::fs::write(&path, bad_plugin).expect("write");
+    let out = run_bounded(
+        Command::new(kemibox_bin()).args(["check", "-c"]).arg(&path),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("junk.wasm"), "{err}");
     let bad_limit = cfg.replace("deadline_ms = 100", "deadline_ms = -5");
     std::fs::write(&path, bad_limit).expect("write");
     let out = run_bounded(

@@ -96,6 +96,8 @@ pub struct Plugin {
     pre: PluginPre<State>,
     /// Set when the plugin is dropped: stops the epoch ticker.
     stop: Arc<AtomicBool>,
+    /// The compiled code came from the disk cache (no compilation).
+    pub from_cache: bool,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -119,11 +121,23 @@ const TICK: Duration = Duration::from_millis(1);
 impl Plugin {
     /// Reads and compiles the component at `path` (slow: call it off the hot path).
     pub fn load(path: &Path, config: &str, limits: Limits) -> Result<Plugin, WasmError> {
+        Self::load_cached(path, config, limits, None)
+    }
+
+    /// Like `load`, keeping the compiled code in `cache_dir` under the hash of the
+    /// component and of the engine's settings, so an unchanged plugin is not compiled
+    /// again at the next start.
+    pub fn load_cached(
+        path: &Path,
+        config: &str,
+        limits: Limits,
+        cache_dir: Option<&Path>,
+    ) -> Result<Plugin, WasmError> {
         let bytes = std::fs::read(path).map_err(|e| WasmError::Read {
             path: path.display().to_string(),
             err: e.to_string(),
         })?;
-        Self::from_bytes(path, &bytes, config, limits)
+        Self::from_bytes(path, &bytes, config, limits, cache_dir)
     }
 
     pub fn from_bytes(
@@ -131,6 +145,7 @@ impl Plugin {
         bytes: &[u8],
         config: &str,
         limits: Limits,
+        cache_dir: Option<&Path>,
     ) -> Result<Plugin, WasmError> {
         let err = |e: wasmtime::Error| WasmError::Load {
             path: path.display().to_string(),
@@ -150,7 +165,10 @@ impl Plugin {
             .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg).map_err(err)?;
-        let component = Component::new(&engine, bytes).map_err(err)?;
+        let (component, from_cache) = match cache_dir {
+            Some(dir) => compile_cached(&engine, bytes, dir).map_err(err)?,
+            None => (Component::new(&engine, bytes).map_err(err)?, false),
+        };
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
         PluginWorld::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(err)?;
@@ -177,6 +195,7 @@ impl Plugin {
             engine,
             pre,
             stop,
+            from_cache,
         })
     }
 
@@ -362,6 +381,48 @@ pub struct Warm {
 
 thread_local! {
     static WORKER: RefCell<Option<((u64, usize), Warm)>> = const { RefCell::new(None) };
+}
+
+/// Compiles `bytes`, or loads the code compiled earlier from `dir/<hash>.cwasm`; the
+/// hash covers the component and the engine's compatibility settings (version, target,
+/// tunables), so a file made by another build is never loaded.
+fn compile_cached(
+    engine: &Engine,
+    bytes: &[u8],
+    dir: &Path,
+) -> wasmtime::Result<(Component, bool)> {
+    use sha2::Digest;
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let mut d = sha2::Sha256::new();
+    d.update(bytes);
+    d.update(h.finish().to_le_bytes());
+    let hex: String = d.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let file = dir.join(format!("{hex}.cwasm"));
+    if file.is_file() {
+        // SAFETY: the file was written by `Component::serialize` of this same engine
+        // configuration (its name is the hash of the component and of the engine's
+        // compatibility settings) into a directory the operator configured for it.
+        match unsafe { Component::deserialize_file(engine, &file) } {
+            Ok(c) => return Ok((c, true)),
+            Err(e) => tracing::warn!("wasm cache {}: {e}; compiling again", file.display()),
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{hex}.tmp{}", std::process::id()));
+        let code = component
+            .serialize()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        std::fs::write(&tmp, code)?;
+        std::fs::rename(&tmp, &file)
+    };
+    if let Err(e) = write() {
+        tracing::warn!("wasm cache {}: cannot write: {e}", file.display());
+    }
+    Ok((component, false))
 }
 
 /// Polls `fut` to completion on this thread. Host functions never wait on I/O here

@@ -255,6 +255,31 @@ fn per_message_isolation() {
     assert_eq!(sent(&rec).len(), 3);
 }
 
+/// The compiled code is kept on disk by content hash: the second load does not compile.
+#[test]
+fn compiled_component_cached_on_disk() {
+    let (env, _) = env();
+    let dir = std::env::temp_dir().join(format!(
+        "kemibox-wasm-cache-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let path = plugin_wasm("forward");
+    let t = Instant::now();
+    let a = Plugin::load_cached(&path, "", Limits::default(), Some(&dir)).expect("compile");
+    let compile = t.elapsed();
+    assert!(!a.from_cache);
+    let t = Instant::now();
+    let b =
+        Arc::new(Plugin::load_cached(&path, "", Limits::default(), Some(&dir)).expect("cached"));
+    let cached = t.elapsed();
+    assert!(b.from_cache);
+    eprintln!("forward plugin: compile {compile:?}, from the disk cache {cached:?}");
+    let (_, out) = b.run(7, &env, request(&env, "bob"), RQ);
+    assert_eq!(out, Outcome::Done);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(std::sync::atomic::Ordering::Relaxed)
 }
