@@ -347,6 +347,116 @@ pub mod ksr {
         }
     }
 
+    /// Transactions (`KSR.tm.*`): stateful processing, Kamailio's tm module.
+    pub mod tm {
+        use super::{k, KResult};
+
+        /// Relays the request statefully (creates the transaction). >0 on success.
+        pub fn t_relay() -> KResult<i32> {
+            Ok(k::tm::t_relay()?)
+        }
+        /// Relays statefully to `proxy` (`udp:host:port`).
+        pub fn t_relay_to_proxy(proxy: &str) -> KResult<i32> {
+            Ok(k::tm::t_relay_to_proxy(proxy)?)
+        }
+        /// Creates the transaction for the request without relaying it.
+        pub fn t_newtran() -> KResult<i32> {
+            Ok(k::tm::t_newtran()?)
+        }
+        /// For a CANCEL or ACK: >0 when it matches a transaction (and was handled).
+        pub fn t_check_trans() -> KResult<i32> {
+            Ok(k::tm::t_check_trans()?)
+        }
+        /// Replies statefully (the transaction must exist).
+        pub fn t_reply(code: i32, reason: &str) -> KResult<i32> {
+            Ok(k::tm::t_reply(code, reason)?)
+        }
+        /// Replies statefully, creating the transaction if needed.
+        pub fn t_send_reply(code: i32, reason: &str) -> KResult<i32> {
+            Ok(k::tm::t_send_reply(code, reason)?)
+        }
+        /// Runs the plugin's route `route` when the transaction fails (>=300).
+        pub fn t_on_failure(route: &str) -> KResult<i32> {
+            Ok(k::tm::t_on_failure(route)?)
+        }
+        /// Runs route `route` for each new branch.
+        pub fn t_on_branch(route: &str) -> KResult<i32> {
+            Ok(k::tm::t_on_branch(route)?)
+        }
+        /// Runs route `route` for each reply of the transaction.
+        pub fn t_on_reply(route: &str) -> KResult<i32> {
+            Ok(k::tm::t_on_reply(route)?)
+        }
+        /// Sets the final-response timers (ms; 0 keeps the default).
+        pub fn t_set_fr(fr_inv_ms: i32, fr_ms: i32) -> KResult<i32> {
+            Ok(k::tm::t_set_fr(fr_inv_ms, fr_ms)?)
+        }
+        /// >0 when the transaction was canceled (failure route).
+        pub fn t_is_canceled() -> KResult<i32> {
+            Ok(k::tm::t_is_canceled()?)
+        }
+        /// >0 when the failed branch timed out (failure route).
+        pub fn t_branch_timeout() -> KResult<i32> {
+            Ok(k::tm::t_branch_timeout()?)
+        }
+        /// >0 when the failed branch received a reply (failure route).
+        pub fn t_branch_replied() -> KResult<i32> {
+            Ok(k::tm::t_branch_replied()?)
+        }
+        /// >0 when the reply status matches regular expression `re`.
+        pub fn t_check_status(re: &str) -> KResult<i32> {
+            Ok(k::tm::t_check_status(re)?)
+        }
+        /// The status code of the transaction's reply (-1 when none).
+        pub fn t_get_status_code() -> KResult<i32> {
+            Ok(k::tm::t_get_status_code()?)
+        }
+        /// Releases the transaction.
+        pub fn t_release() -> KResult<i32> {
+            Ok(k::tm::t_release()?)
+        }
+    }
+
+    /// Location service (`KSR.registrar.*`).
+    pub mod registrar {
+        use super::{k, KResult};
+
+        /// Saves the REGISTER's contacts in `table` and replies. >0 on success.
+        pub fn save(table: &str, flags: i32) -> KResult<i32> {
+            Ok(k::registrar::save(table, flags)?)
+        }
+        /// Rewrites the Request-URI to the contacts of its AOR in `table`. >0 when found.
+        pub fn lookup(table: &str) -> KResult<i32> {
+            Ok(k::registrar::lookup(table)?)
+        }
+        /// Like `lookup` for the AOR `uri`.
+        pub fn lookup_uri(table: &str, uri: &str) -> KResult<i32> {
+            Ok(k::registrar::lookup_uri(table, uri)?)
+        }
+        /// >0 when the Request-URI's AOR has contacts in `table`.
+        pub fn registered(table: &str) -> KResult<i32> {
+            Ok(k::registrar::registered(table)?)
+        }
+        /// Removes every contact of AOR `uri`.
+        pub fn unregister(table: &str, uri: &str) -> KResult<i32> {
+            Ok(k::registrar::unregister(table, uri)?)
+        }
+    }
+
+    /// Message checks (`KSR.sanity.*`).
+    pub mod sanity {
+        use super::{k, KResult};
+
+        /// Runs the checks selected by the bit masks; <0 (and a reply sent) when one fails.
+        pub fn sanity_check(msg_checks: i32, uri_checks: i32) -> KResult<i32> {
+            Ok(k::sanity::sanity_check(msg_checks, uri_checks)?)
+        }
+        /// Runs the default checks (modparam default_checks/uri_checks).
+        pub fn sanity_check_defaults() -> KResult<i32> {
+            Ok(k::sanity::sanity_check_defaults()?)
+        }
+    }
+
     /// The generic indexed entry: every export of the loaded modules.
     pub mod kemi {
         pub use crate::bindings::kemibox::kemi::kemi::{ExportInfo, ParamType, ReturnType};

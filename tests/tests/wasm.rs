@@ -127,6 +127,22 @@ fn hostile(mode: &str, metric: &str) {
             assert_eq!(status_of(&r), Some(200), "{mode}: {}", reason_of(&r));
         }
     }
+    // Typed tm and generic interface calls on the same instance.
+    for (user, reason) in [("stateful", "Stateful"), ("generic", "Generic")] {
+        let r = udp_exchange(
+            &sock,
+            to,
+            &options_to(
+                &format!("{user}@127.0.0.1:{p}"),
+                local,
+                &format!("{mode}-{user}"),
+            ),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("{mode}: no answer to {user}\n{}", kb.log_text()));
+        assert_eq!(status_of(&r), Some(200), "{mode}: {}", reason_of(&r));
+        assert_eq!(reason_of(&r), reason);
+    }
     assert_eq!(kb.metric_settled(metric, 2), 2, "{mode}");
     assert_eq!(kb.metric("script_errors"), 2);
     assert!(kb.is_running());

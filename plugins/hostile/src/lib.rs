@@ -3,7 +3,7 @@
 //! `panic` (a Rust panic), `flood` (KEMI calls without end), `stack` (unbounded
 //! recursion). Requests whose Request-URI user is `ok` are answered 200 normally, so a
 //! test can check the server goes on; user `generic` is answered 200 "Generic" through
-//! the generic indexed `kemi` interface.
+//! the generic indexed `kemi` interface, user `stateful` 200 "Stateful" through tm.
 
 use std::sync::OnceLock;
 
@@ -29,8 +29,15 @@ impl Plugin for Hostile {
             ksr::sl::sl_send_reply(200, "OK")?;
             return ksr::x::exit();
         }
-        if ksr::pv::get("$rU").as_deref() == Some("generic") {
-            return generic_reply();
+        match ksr::pv::get("$rU").as_deref() {
+            Some("generic") => return generic_reply(),
+            // A typed function of a module that may not be loaded: a refused call ends
+            // the route with Stop::Error (logged), not a trap.
+            Some("stateful") => {
+                ksr::tm::t_send_reply(200, "Stateful")?;
+                return ksr::x::exit();
+            }
+            _ => {}
         }
         match MODE.get().map(String::as_str) {
             Some("loop") => {

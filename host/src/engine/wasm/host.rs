@@ -4,7 +4,9 @@
 
 use wasmtime::Result as WResult;
 
-use super::bindings::kemibox::kemi::{core, hdr, kemi, maxfwd, pv, sl, types, x};
+use super::bindings::kemibox::kemi::{
+    core, hdr, kemi, maxfwd, pv, registrar, sanity, sl, tm, types, x,
+};
 use super::State;
 use crate::kemi::{KemiError, PType, RType, Registry, Val};
 
@@ -62,6 +64,29 @@ typed_idx!(
     is_maxfwd_lt = ("maxfwd", "is_maxfwd_lt"),
     x_exit = ("x", "exit"),
     x_drop = ("x", "drop"),
+    tm_t_relay = ("tm", "t_relay"),
+    tm_t_relay_to_proxy = ("tm", "t_relay_to_proxy"),
+    tm_t_newtran = ("tm", "t_newtran"),
+    tm_t_check_trans = ("tm", "t_check_trans"),
+    tm_t_reply = ("tm", "t_reply"),
+    tm_t_send_reply = ("tm", "t_send_reply"),
+    tm_t_on_failure = ("tm", "t_on_failure"),
+    tm_t_on_branch = ("tm", "t_on_branch"),
+    tm_t_on_reply = ("tm", "t_on_reply"),
+    tm_t_set_fr = ("tm", "t_set_fr"),
+    tm_t_is_canceled = ("tm", "t_is_canceled"),
+    tm_t_branch_timeout = ("tm", "t_branch_timeout"),
+    tm_t_branch_replied = ("tm", "t_branch_replied"),
+    tm_t_check_status = ("tm", "t_check_status"),
+    tm_t_get_status_code = ("tm", "t_get_status_code"),
+    tm_t_release = ("tm", "t_release"),
+    registrar_save = ("registrar", "save"),
+    registrar_lookup = ("registrar", "lookup"),
+    registrar_lookup_uri = ("registrar", "lookup_uri"),
+    registrar_registered = ("registrar", "registered"),
+    registrar_unregister = ("registrar", "unregister"),
+    sanity_sanity_check = ("sanity", "sanity_check"),
+    sanity_sanity_check_defaults = ("sanity", "sanity_check_defaults"),
 );
 
 type R<T> = WResult<Result<T, CallError>>;
@@ -319,5 +344,86 @@ impl x::Host for State {
     }
     fn drop(&mut self) -> R<()> {
         self.unit(self.idx.x_drop, &[])
+    }
+}
+
+impl tm::Host for State {
+    fn t_relay(&mut self) -> R<i32> {
+        self.int(self.idx.tm_t_relay, &[])
+    }
+    fn t_relay_to_proxy(&mut self, proxy: String) -> R<i32> {
+        self.int(self.idx.tm_t_relay_to_proxy, &[st(proxy)])
+    }
+    fn t_newtran(&mut self) -> R<i32> {
+        self.int(self.idx.tm_t_newtran, &[])
+    }
+    fn t_check_trans(&mut self) -> R<i32> {
+        self.int(self.idx.tm_t_check_trans, &[])
+    }
+    fn t_reply(&mut self, code: i32, reason: String) -> R<i32> {
+        self.int(self.idx.tm_t_reply, &[it(code), st(reason)])
+    }
+    fn t_send_reply(&mut self, code: i32, reason: String) -> R<i32> {
+        self.int(self.idx.tm_t_send_reply, &[it(code), st(reason)])
+    }
+    fn t_on_failure(&mut self, route: String) -> R<i32> {
+        self.int(self.idx.tm_t_on_failure, &[st(route)])
+    }
+    fn t_on_branch(&mut self, route: String) -> R<i32> {
+        self.int(self.idx.tm_t_on_branch, &[st(route)])
+    }
+    fn t_on_reply(&mut self, route: String) -> R<i32> {
+        self.int(self.idx.tm_t_on_reply, &[st(route)])
+    }
+    fn t_set_fr(&mut self, fr_inv_ms: i32, fr_ms: i32) -> R<i32> {
+        self.int(self.idx.tm_t_set_fr, &[it(fr_inv_ms), it(fr_ms)])
+    }
+    fn t_is_canceled(&mut self) -> R<i32> {
+        self.int(self.idx.tm_t_is_canceled, &[])
+    }
+    fn t_branch_timeout(&mut self) -> R<i32> {
+        self.int(self.idx.tm_t_branch_timeout, &[])
+    }
+    fn t_branch_replied(&mut self) -> R<i32> {
+        self.int(self.idx.tm_t_branch_replied, &[])
+    }
+    fn t_check_status(&mut self, re: String) -> R<i32> {
+        self.int(self.idx.tm_t_check_status, &[st(re)])
+    }
+    fn t_get_status_code(&mut self) -> R<i32> {
+        self.int(self.idx.tm_t_get_status_code, &[])
+    }
+    fn t_release(&mut self) -> R<i32> {
+        self.int(self.idx.tm_t_release, &[])
+    }
+}
+
+impl registrar::Host for State {
+    fn save(&mut self, table: String, flags: i32) -> R<i32> {
+        self.int(self.idx.registrar_save, &[st(table), it(flags)])
+    }
+    fn lookup(&mut self, table: String) -> R<i32> {
+        self.int(self.idx.registrar_lookup, &[st(table)])
+    }
+    fn lookup_uri(&mut self, table: String, uri: String) -> R<i32> {
+        self.int(self.idx.registrar_lookup_uri, &[st(table), st(uri)])
+    }
+    fn registered(&mut self, table: String) -> R<i32> {
+        self.int(self.idx.registrar_registered, &[st(table)])
+    }
+    fn unregister(&mut self, table: String, uri: String) -> R<i32> {
+        self.int(self.idx.registrar_unregister, &[st(table), st(uri)])
+    }
+}
+
+impl sanity::Host for State {
+    fn sanity_check(&mut self, msg_checks: i32, uri_checks: i32) -> R<i32> {
+        self.int(
+            self.idx.sanity_sanity_check,
+            &[it(msg_checks), it(uri_checks)],
+        )
+    }
+    fn sanity_check_defaults(&mut self) -> R<i32> {
+        self.int(self.idx.sanity_sanity_check_defaults, &[])
     }
 }

@@ -280,6 +280,18 @@ fn compiled_component_cached_on_disk() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A typed function of a module that is not loaded (tm here) is refused: the route ends
+/// without a reply and without a trap.
+#[test]
+fn typed_call_into_a_module_not_loaded_is_refused() {
+    let (env, rec) = env();
+    let p = load("hostile", "trap", limits());
+    let (_, out) = p.run(1, &env, request(&env, "stateful"), RQ);
+    assert_eq!(out, Outcome::Done);
+    assert!(sent(&rec).is_empty());
+    assert_eq!(get(&env.stats.wasm_traps), 0);
+}
+
 fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(std::sync::atomic::Ordering::Relaxed)
 }
