@@ -219,3 +219,89 @@ fn bad_plugin_config_stops_start_up() {
 fn hostile_stack_overflow_answers_500_and_server_goes_on() {
     hostile("stack", "wasm_traps");
 }
+
+fn recv(s: &UdpSocket, wait: Duration) -> Option<(String, SocketAddr)> {
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let mut buf = vec![0u8; 65536];
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, a)| (String::from_utf8_lossy(&buf[..n]).to_string(), a))
+}
+
+/// Receives until a message whose first line starts with `prefix` (skipping others).
+fn expect(s: &UdpSocket, prefix: &str) -> (String, SocketAddr) {
+    for _ in 0..20 {
+        match recv(s, Duration::from_secs(5)) {
+            Some((m, a)) if m.starts_with(prefix) => return (m, a),
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    panic!("no message starting with {prefix:?}");
+}
+
+/// A reply built from a received request, as a UAS sends it.
+fn answer(req: &str, code: u16, reason: &str, to_tag: &str) -> String {
+    let mut r = format!("SIP/2.0 {code} {reason}\r\n");
+    for l in req.lines() {
+        if ["Via:", "From:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|h| l.starts_with(h))
+        {
+            r.push_str(l);
+            r.push_str("\r\n");
+        } else if l.starts_with("To:") {
+            r.push_str(l);
+            r.push_str(&format!(";tag={to_tag}\r\n"));
+        }
+    }
+    r.push_str("Content-Length: 0\r\n\r\n");
+    r
+}
+
+/// The `stateful` plugin (a Rust port of examples/stateful.lua): t_relay, then tm runs
+/// the plugin's named failure route, which forks serially to the X-Fallback target.
+#[test]
+fn stateful_plugin_failure_route_forks_serially() {
+    let p = free_port();
+    let kb = Kemibox::start(
+        &(wasm_config(
+            &[format!("udp:127.0.0.1:{p}")],
+            &wasm_plugin("stateful"),
+            "",
+            "deadline_ms = 200",
+        ) + "[modparam.tm]\nfr_timer = 30000\nfr_inv_timer = 30000\n"),
+        "",
+    );
+    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+    let uas = UdpSocket::bind("127.0.0.1:0").expect("uas");
+    let busy = UdpSocket::bind("127.0.0.1:0").expect("busy");
+    let (c, u, b) = (
+        client.local_addr().expect("a"),
+        uas.local_addr().expect("a"),
+        busy.local_addr().expect("a"),
+    );
+    let inv = format!(
+        "INVITE sip:bob@{b} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bK-wfo1\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@{c}>;tag=wfo1\r\nTo: <sip:bob@{proxy}>\r\nCall-ID: wfo1@wasm\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:alice@{c}>\r\nX-Fallback: sip:bob@{u}\r\nContent-Length: 0\r\n\r\n"
+    );
+    client.send_to(inv.as_bytes(), proxy).expect("send");
+    expect(&client, "SIP/2.0 100");
+    let (f1, from) = expect(&busy, "INVITE ");
+    busy.send_to(answer(&f1, 486, "Busy Here", "b1").as_bytes(), from)
+        .expect("486");
+    expect(&busy, "ACK ");
+    let (f2, from) = expect(&uas, "INVITE ");
+    assert!(
+        f2.starts_with(&format!("INVITE sip:bob@{u} SIP/2.0\r\n")),
+        "{f2}"
+    );
+    uas.send_to(answer(&f2, 200, "OK", "u2").as_bytes(), from)
+        .expect("200");
+    let (ok, _) = expect(&client, "SIP/2.0 200");
+    assert!(ok.contains(";tag=u2"), "the 200 of the second branch: {ok}");
+    assert_eq!(kb.metric("script_errors"), 0, "{}", kb.log_text());
+    assert_eq!(kb.metric("wasm_traps"), 0);
+}
