@@ -9,6 +9,8 @@ scripts/setup.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The WIT reference page is generated from wit/kemi.wit and must be up to date.
+if command -v python3 >/dev/null; then scripts/wit-doc.py --check; fi
 
 # Fuzz the parser for FUZZ_SECONDS (a crash fails the run; its log is shown then).
 fuzz_log=$(mktemp)
