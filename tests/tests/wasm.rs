@@ -80,13 +80,17 @@ fn sipp_calls_through_the_forward_plugin() {
 /// kemibox with the hostile plugin in `mode`: a request gets 500 within its deadline,
 /// the counter `metric` moves, and the next requests are answered 200.
 fn hostile(mode: &str, metric: &str) {
+    hostile_with(mode, metric, "");
+}
+
+fn hostile_with(mode: &str, metric: &str, extra_limits: &str) {
     let p = free_port();
     let mut kb = Kemibox::start(
         &wasm_config(
             &[format!("udp:127.0.0.1:{p}")],
             &wasm_plugin("hostile"),
             mode,
-            "deadline_ms = 100\nmemory_mb = 16\nhost_calls = 5000",
+            &format!("deadline_ms = 100\nmemory_mb = 16\nhost_calls = 5000\n{extra_limits}"),
         ),
         "",
     );
@@ -213,6 +217,11 @@ fn bad_plugin_config_stops_start_up() {
         !out.status.success() && err.contains("kemibox.toml:12:") && err.contains("deadline_ms"),
         "{err}"
     );
+}
+
+#[test]
+fn per_message_isolation_trap_answers_500_and_server_goes_on() {
+    hostile_with("trap", "wasm_traps", "isolation = \"per-message\"");
 }
 
 #[test]
