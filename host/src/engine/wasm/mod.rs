@@ -98,6 +98,8 @@ pub struct Plugin {
     stop: Arc<AtomicBool>,
     /// The compiled code came from the disk cache (no compilation).
     pub from_cache: bool,
+    /// Registry indexes of the typed imports, found once per `Env`.
+    typed: std::sync::Mutex<Option<(usize, TypedIdx)>>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -196,13 +198,30 @@ impl Plugin {
             pre,
             stop,
             from_cache,
+            typed: std::sync::Mutex::new(None),
         })
+    }
+
+    fn typed_idx(&self, env: &Arc<Env>) -> TypedIdx {
+        let key = Arc::as_ptr(env) as usize;
+        let mut g = match self.typed.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match &*g {
+            Some((k, idx)) if *k == key => *idx,
+            _ => {
+                let idx = TypedIdx::new(&env.registry);
+                *g = Some((key, idx));
+                idx
+            }
+        }
     }
 
     /// A fresh instance with its `init` run: what a worker keeps warm. Also the start-up
     /// check of a plugin.
     pub fn instantiate(&self, env: &Arc<Env>) -> Result<Warm, String> {
-        let idx = TypedIdx::new(&env.registry);
+        let idx = self.typed_idx(env);
         let state = State {
             ctx: None,
             env: env.clone(),
