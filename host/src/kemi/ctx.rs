@@ -116,6 +116,13 @@ pub struct Ctx {
     /// Credentials `auth_check` accepted (the header line, and the user).
     pub auth_header: Option<crate::sip::Span>,
     pub auth_user: Option<String>,
+    /// `rr`: the Record-Route requested for this request (rendered when it is forwarded,
+    /// once the outgoing socket is known) and the buffered `add_rr_param` params.
+    pub rr: Option<crate::modules::rr::RecordRoute>,
+    /// `rr`: parameters (with the leading `;`) of our Route entry that `loose_route`
+    /// consumed (after a strict router: the R-URI's, without it), for
+    /// `check_route_param` and `is_direction`.
+    pub route_params: Option<String>,
 }
 
 impl Ctx {
@@ -149,6 +156,8 @@ impl Ctx {
             tm: TmPending::default(),
             auth_header: None,
             auth_user: None,
+            rr: None,
+            route_params: None,
         }
     }
 
@@ -193,6 +202,8 @@ impl Ctx {
         c.xavps = self.xavps.clone();
         c.txn = self.txn;
         c.tm = self.tm.clone();
+        c.rr = self.rr.clone();
+        c.route_params = self.route_params.clone();
         c
     }
 

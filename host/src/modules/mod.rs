@@ -15,6 +15,7 @@ pub mod maxfwd;
 pub mod pike;
 pub mod pv;
 pub mod registrar;
+pub mod rr;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
@@ -44,6 +45,7 @@ pub const AVAILABLE: &[&str] = &[
     "htable",
     "pike",
     "acc",
+    "rr",
 ];
 
 /// The exports of one module (`""` is the core).
@@ -67,6 +69,7 @@ pub fn exports_of(module: &str) -> Vec<Export> {
         "pike" => pike::exports(),
         "auth_db" => auth_db::exports(),
         "tmx" => tm::tmx_exports(),
+        "rr" => rr::exports(),
         _ => Vec::new(),
     }
 }
@@ -103,6 +106,12 @@ pub fn modparams_of(module: &str) -> Option<&'static [(&'static str, ParamKind)]
             ("preload", ParamKind::Str),
             ("use_domain", ParamKind::Int),
             ("timer_interval", ParamKind::Int),
+        ],
+        "rr" => &[
+            ("enable_full_lr", ParamKind::Int),
+            ("append_fromtag", ParamKind::Int),
+            ("enable_double_rr", ParamKind::Int),
+            ("add_username", ParamKind::Int),
         ],
         "tm" => &[
             ("fr_timer", ParamKind::Int),

@@ -830,12 +830,7 @@ fn start_branch(env: &Arc<Env>, txn: &Arc<Mutex<Txn>>, bctx: &Ctx) -> Result<(),
     let mut t = lock(txn);
     let bi = t.branches.len();
     let branch_id = format!("z9hG4bKtm{:x}.{bi}", t.id);
-    let data = Bytes::from(build_forwarded(
-        bctx,
-        proto,
-        &listener.host_port(),
-        &branch_id,
-    ));
+    let data = Bytes::from(build_forwarded(bctx, &listener, &branch_id));
     let dest = Dest::new(proto, addr);
     if !env.net.egress_allows(addr.ip()) {
         Stats::inc(&env.stats.egress_denied);
