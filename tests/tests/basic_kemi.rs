@@ -160,6 +160,24 @@ impl Run {
         let mut got = Vec::new();
         let mut w = wait;
         while let Some((m, _)) = Run::recv(sock, w) {
+            // A UAC acknowledges a negative final answer to its INVITE (RFC 3261 §17.1.1.3).
+            if msg.starts_with("INVITE ")
+                && m.starts_with("SIP/2.0 ")
+                && !m.starts_with("SIP/2.0 1")
+                && !m.starts_with("SIP/2.0 2")
+            {
+                let to = m
+                    .lines()
+                    .find(|l| l.starts_with("To:"))
+                    .unwrap_or("To: <sip:x>");
+                let mut ack = msg
+                    .replacen("INVITE ", "ACK ", 1)
+                    .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+                if let Some(old_to) = msg.lines().find(|l| l.starts_with("To:")) {
+                    ack = ack.replace(old_to, to);
+                }
+                let _ = sock.send_to(ack.as_bytes(), self.proxy);
+            }
             got.push(m);
             w = Duration::from_millis(300);
         }

@@ -333,6 +333,9 @@ fn build_hop_request(request: &Bytes, method: &str, reply: Option<&Message>) -> 
     out.push_str("Via: ");
     out.push_str(req.text(first_in_list(&req, via.value)));
     out.push_str("\r\n");
+    // Max-Forwards as the INVITE carried it (Kamailio copies it, after the Via).
+    let mf = req.value(HdrName::MaxForwards).unwrap_or("70");
+    out.push_str(&format!("Max-Forwards: {mf}\r\n"));
     for h in req.headers_named(HdrName::Route) {
         out.push_str("Route: ");
         out.push_str(req.text(h.value));
@@ -346,7 +349,7 @@ fn build_hop_request(request: &Bytes, method: &str, reply: Option<&Message>) -> 
     out.push_str(&format!("To: {to}\r\n"));
     out.push_str(&format!("Call-ID: {}\r\n", req.call_id()?));
     out.push_str(&format!("CSeq: {} {method}\r\n", req.cseq()?.seq));
-    out.push_str("Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    out.push_str("Content-Length: 0\r\n\r\n");
     Some(Bytes::from(out))
 }
 

@@ -11,7 +11,7 @@ use crate::sip::uri::Scheme;
 use crate::sip::{HdrName, Message, Uri};
 use crate::stats::Stats;
 
-use super::via::{is_loop, stateless_branch, top_via_fixup};
+use super::via::{is_loop, stateless_branch, top_via_fixup, FixupPlace};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum FwdError {
@@ -97,7 +97,7 @@ pub fn build_forwarded(ctx: &Ctx, out: &Listener, branch: &str) -> Vec<u8> {
     if let Some(rr) = &ctx.rr {
         crate::modules::rr::insert_record_route(ctx, rr, out, &mut lumps);
     }
-    if let Some((span, text)) = top_via_fixup(ctx) {
+    if let Some((span, text)) = top_via_fixup(ctx, FixupPlace::Forward) {
         lumps.replace(span, Bytes::from(text));
     }
     let at = ctx
