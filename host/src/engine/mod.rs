@@ -37,3 +37,11 @@ pub fn run_route(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)>
         }
     }
 }
+
+/// Runs route `name` from inside a KEMI function of the running route (tm branch routes),
+/// in the same engine instance. `None` when no route is running on this thread.
+pub fn run_nested(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
+    match env.script.get()? {
+        (_, Routing::Lua(_)) => lua::run_nested(ctx, name),
+    }
+}

@@ -52,6 +52,8 @@ pub struct TmPending {
     pub picked: Option<(u16, bool, bool)>,
     /// `tmx.t_precheck_trans` registered this request as being processed.
     pub precheck_key: Option<String>,
+    /// `$T_branch_idx`: the branch a branch route runs for.
+    pub branch_idx: usize,
 }
 
 /// Everything shared by all messages: configuration, registry, network, counters.

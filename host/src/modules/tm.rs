@@ -792,10 +792,28 @@ fn relay(c: &mut Ctx, forced: Option<String>) -> i64 {
     }
     let mut sent = 0;
     let mut worst = -1i64;
+    let branch_route = c.tm.on_branch.clone();
     for (uri, dst) in targets {
         let mut bctx = c.fork(RouteKind::Branch);
         bctx.new_uri = Some(uri.clone());
         bctx.dst_uri = dst.clone();
+        bctx.tm.branch_idx = lock(&txn).branches.len();
+        if let Some(name) = &branch_route {
+            // The branch route may change this branch only, or drop it.
+            match crate::engine::run_nested(&env, bctx, name) {
+                Some((b, Outcome::Done | Outcome::Missing)) if !b.drop => bctx = b,
+                Some((_, Outcome::Error(e))) => {
+                    Stats::inc(&env.stats.script_errors);
+                    tracing::error!("error from Lua in {name}: {e}");
+                    continue;
+                }
+                Some(_) => continue,
+                None => {
+                    tracing::error!("branch route {name} could not run");
+                    continue;
+                }
+            }
+        }
         match start_branch(&env, &txn, &bctx) {
             Ok(()) => sent += 1,
             Err(e) => worst = worst.min(fwd_code(&e)),

@@ -148,7 +148,9 @@ impl LuaEngine {
         };
         std::mem::swap(&mut ctx.vars, &mut self.vars);
         *self.slot.borrow_mut() = Some(ctx);
+        ACTIVE.with(|a| a.borrow_mut().push((self.lua.clone(), self.slot.clone())));
         let r = f.call::<()>(());
+        ACTIVE.with(|a| a.borrow_mut().pop());
         let mut ctx = self.slot.borrow_mut().take()?;
         std::mem::swap(&mut ctx.vars, &mut self.vars);
         let outcome = match r {
@@ -212,16 +214,17 @@ fn build_ksr(lua: &Lua, env: &Arc<Env>, slot: &Slot) -> mlua::Result<()> {
                 .zip(args.iter())
                 .map(|(t, v)| to_param(v, *t))
                 .collect();
-            let result = {
-                let mut guard = slot2.borrow_mut();
-                let Some(ctx) = guard.as_mut() else {
-                    return Err(mlua::Error::RuntimeError(format!(
-                        "{} called outside a route",
-                        full_name(export)
-                    )));
-                };
-                env2.registry.call(idx, ctx, &vals)
+            // The context leaves the slot during the call, so a function that runs a route
+            // of its own (t_relay running a branch route) can put another context there.
+            let taken = slot2.borrow_mut().take();
+            let Some(mut ctx) = taken else {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "{} called outside a route",
+                    full_name(export)
+                )));
             };
+            let result = env2.registry.call(idx, &mut ctx, &vals);
+            *slot2.borrow_mut() = Some(ctx);
             match result {
                 Ok(v) => match (ret, v) {
                     (RType::None, _) if params.is_empty() => Ok(Value::Boolean(false)),
@@ -270,6 +273,28 @@ fn build_ksr(lua: &Lua, env: &Arc<Env>, slot: &Slot) -> mlua::Result<()> {
 
 thread_local! {
     static WORKER: RefCell<Option<(u64, LuaEngine)>> = const { RefCell::new(None) };
+    /// The Lua states running a route on this thread (innermost last), for routes that a
+    /// KEMI function runs while the script is still inside it (tm branch routes).
+    static ACTIVE: RefCell<Vec<(Lua, Slot)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs route `name` on `ctx` in the Lua state that is currently executing a KEMI call on
+/// this thread (Kamailio runs a branch route from inside `t_relay`). `None` when no route
+/// is running here.
+pub fn run_nested(ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
+    let (lua, slot) = ACTIVE.with(|a| a.borrow().last().cloned())?;
+    let Some(f) = lua.globals().get::<Option<Function>>(name).ok().flatten() else {
+        return Some((ctx, Outcome::Missing));
+    };
+    let outer = slot.borrow_mut().replace(ctx);
+    let r = f.call::<()>(());
+    let ctx = std::mem::replace(&mut *slot.borrow_mut(), outer)?;
+    let outcome = match r {
+        Ok(()) => Outcome::Done,
+        Err(e) if is_exit(&e) => Outcome::Done,
+        Err(e) => Outcome::Error(e.to_string()),
+    };
+    Some((ctx, outcome))
 }
 
 /// Runs `f` with this worker thread's engine for script generation `generation`,
