@@ -108,6 +108,7 @@ pub fn env(listen: &[&str], modules: &[&str], extra: &str) -> (Arc<Env>, Arc<Rec
         htables: Arc::new(htable::Htables::from_config(&cfg).expect("htable")),
         pike: Arc::new(pike::Pike::from_config(&cfg)),
         acc: Arc::new(acc::Acc::from_config(&cfg).expect("acc")),
+        permissions: Arc::new(crate::modules::permissions::Permissions::default()),
         subscribers: Arc::new(auth_db::Subscribers::from_config(&cfg).expect("no db")),
         script: std::sync::OnceLock::new(),
         cfg: Arc::new(cfg),

@@ -70,6 +70,7 @@ pub struct Env {
     pub tm: Arc<crate::modules::tm::Tm>,
     pub htables: Arc<crate::modules::htable::Htables>,
     pub acc: Arc<crate::modules::acc::Acc>,
+    pub permissions: Arc<crate::modules::permissions::Permissions>,
     pub pike: Arc<crate::modules::pike::Pike>,
     /// Digest nonces (auth) and the subscriber database (auth_db).
     pub nonces: Arc<crate::modules::auth::Nonces>,
@@ -118,6 +119,8 @@ pub struct Ctx {
     /// Credentials `auth_check` accepted (the header line, and the user).
     pub auth_header: Option<crate::sip::Span>,
     pub auth_user: Option<String>,
+    /// `nathelper.fix_nated_register`: the source to store as the contact's `received`.
+    pub received: Option<String>,
     /// `rr`: the Record-Route requested for this request (rendered when it is forwarded,
     /// once the outgoing socket is known) and the buffered `add_rr_param` params.
     pub rr: Option<crate::modules::rr::RecordRoute>,
@@ -158,6 +161,7 @@ impl Ctx {
             tm: TmPending::default(),
             auth_header: None,
             auth_user: None,
+            received: None,
             rr: None,
             route_params: None,
         }

@@ -12,6 +12,8 @@ pub mod hdr;
 pub mod htable;
 pub mod kx;
 pub mod maxfwd;
+pub mod nathelper;
+pub mod permissions;
 pub mod pike;
 pub mod pv;
 pub mod registrar;
@@ -46,6 +48,8 @@ pub const AVAILABLE: &[&str] = &[
     "pike",
     "acc",
     "rr",
+    "nathelper",
+    "permissions",
 ];
 
 /// The exports of one module (`""` is the core).
@@ -66,6 +70,8 @@ pub fn exports_of(module: &str) -> Vec<Export> {
         "tm" => tm::exports(),
         "auth" => auth::exports(),
         "htable" => htable::exports(),
+        "nathelper" => nathelper::exports(),
+        "permissions" => permissions::exports(),
         "pike" => pike::exports(),
         "auth_db" => auth_db::exports(),
         "tmx" => tm::tmx_exports(),
@@ -133,6 +139,16 @@ pub fn modparams_of(module: &str) -> Option<&'static [(&'static str, ParamKind)]
             ("use_domain", ParamKind::Int),
         ],
         "htable" => &[("htable", ParamKind::StrList)],
+        "nathelper" => &[
+            ("received_avp", ParamKind::Str),
+            ("natping_interval", ParamKind::Int),
+            ("sipping_bflag", ParamKind::Int),
+        ],
+        "permissions" => &[
+            ("db_url", ParamKind::Str),
+            ("db_mode", ParamKind::Int),
+            ("address_table", ParamKind::Str),
+        ],
         "acc" => &[
             ("log_flag", ParamKind::Int),
             ("log_missed_flag", ParamKind::Int),

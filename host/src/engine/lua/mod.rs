@@ -410,6 +410,7 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
             ),
             pike: Arc::new(crate::modules::pike::Pike::from_config(&cfg_for_tm)),
             acc: Arc::new(crate::modules::acc::Acc::from_config(&cfg_for_tm).expect("acc")),
+            permissions: Arc::new(crate::modules::permissions::Permissions::default()),
             subscribers: Arc::new(
                 crate::modules::auth_db::Subscribers::from_config(&cfg_for_tm).expect("no db"),
             ),
