@@ -1202,3 +1202,232 @@ pub fn tmx_exports() -> Vec<Export> {
         }),
     ]
 }
+
+/// The proxy transaction layer driven without sockets, on tokio's paused (virtual) clock:
+/// messages go in through the pipeline, what would be sent is recorded.
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use crate::engine::lua::Script;
+    use crate::engine::Routing;
+    use crate::kemi::{Env, RecvInfo};
+    use crate::net::Proto;
+    use crate::proxy::pipeline::Router;
+    use crate::testutil::{env, Recorder};
+
+    const CALLER: &str = "127.0.0.1:5070";
+
+    fn setup(script: &str) -> (Arc<Env>, Arc<Recorder>, Router) {
+        let (env, rec) = env(
+            &["udp:127.0.0.1:5060"],
+            &["sl", "tm", "tmx", "corex", "maxfwd"],
+            "[modparam.tm]\nfr_timer = 2000\nfr_inv_timer = 4000\n",
+        );
+        let path = std::env::temp_dir().join(format!("kemibox-tm-{}.lua", rand::random::<u64>()));
+        std::fs::write(&path, script).expect("script");
+        let _ = env.script.set((
+            rand::random(),
+            Routing::Lua(Script::read(&path).expect("read")),
+        ));
+        (env.clone(), rec, Router::new(env))
+    }
+
+    fn feed(router: &Router, from: &str, text: &str) {
+        let rcv = RecvInfo {
+            proto: Proto::Udp,
+            src: from.parse().expect("addr"),
+            local: "127.0.0.1:5060".parse().expect("addr"),
+            conn: None,
+        };
+        router.handle(Bytes::copy_from_slice(text.as_bytes()), rcv);
+    }
+
+    /// Lets the timer tasks that are due run.
+    async fn advance(ms: u64) {
+        for _ in 0..ms / 50 {
+            tokio::time::advance(Duration::from_millis(50)).await;
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn sent_to(rec: &Recorder, to: &str) -> Vec<String> {
+        let to: SocketAddr = to.parse().expect("addr");
+        rec.sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(d, _)| d.addr == to)
+            .map(|(_, b)| String::from_utf8_lossy(b).to_string())
+            .collect()
+    }
+
+    fn first_lines(v: &[String]) -> Vec<String> {
+        v.iter()
+            .map(|m| m.lines().next().unwrap_or("").to_string())
+            .collect()
+    }
+
+    fn invite(ruri: &str, tag: &str, extra: &str) -> String {
+        format!(
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{tag}\r\nMax-Forwards: 70\r\n\
+From: <sip:a@127.0.0.1>;tag={tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: {tag}@vc\r\nCSeq: 1 INVITE\r\n\
+{extra}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// A UAS answer to a request the proxy sent.
+    fn answer(req: &str, code: u16, reason: &str) -> String {
+        let mut r = format!("SIP/2.0 {code} {reason}\r\n");
+        for l in req.lines() {
+            if ["Via:", "From:", "Call-ID:", "CSeq:"]
+                .iter()
+                .any(|h| l.starts_with(h))
+            {
+                r.push_str(l);
+                r.push_str("\r\n");
+            } else if l.starts_with("To:") {
+                r.push_str(l);
+                r.push_str(";tag=uas\r\n");
+            }
+        }
+        r.push_str("Content-Length: 0\r\n\r\n");
+        r
+    }
+
+    const RELAY: &str = "function ksr_request_route()\n\
+        if KSR.tm.t_check_trans() == 0 then KSR.x.exit() end\n\
+        local b = KSR.pv.get('$hdr(X-Branch)')\n\
+        if b ~= nil then KSR.corex.append_branch_uri(b) end\n\
+        KSR.tm.t_on_failure('failed')\n\
+        if KSR.tm.t_relay() < 0 then KSR.sl.sl_reply_error() end\n\
+        end\n\
+        function failed()\n\
+        if KSR.tm.t_branch_timeout() > 0 then KSR.tm.t_reply(480, 'Nobody Home') end\n\
+        end\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn retransmits_then_times_out_into_the_failure_route() {
+        let (_env, rec, router) = setup(RELAY);
+        feed(&router, CALLER, &invite("sip:b@127.0.0.1:5080", "t1", ""));
+        assert_eq!(
+            first_lines(&sent_to(&rec, CALLER)),
+            vec!["SIP/2.0 100 trying -- your call is important to us"]
+        );
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 1);
+        advance(600).await; // T1 = 500 ms
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 2);
+        advance(1000).await; // then 1 s later
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 3);
+        // A retransmitted INVITE from the caller is absorbed and the 100 sent again.
+        feed(&router, CALLER, &invite("sip:b@127.0.0.1:5080", "t1", ""));
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 3);
+        assert_eq!(sent_to(&rec, CALLER).len(), 2);
+        advance(600).await; // fr_timer = 2 s: the failure route answers
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 480 Nobody Home"),
+            "{up:?}"
+        );
+        // Over UDP the 480 is retransmitted until the caller's ACK.
+        advance(600).await;
+        assert_eq!(
+            first_lines(&sent_to(&rec, CALLER))
+                .iter()
+                .filter(|l| l.contains("480"))
+                .count(),
+            2
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_race_and_a_late_200() {
+        let (_env, rec, router) = setup(RELAY);
+        let inv = invite("sip:b@127.0.0.1:5080", "c1", "");
+        feed(&router, CALLER, &inv);
+        let fwd = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        feed(&router, "127.0.0.1:5080", &answer(&fwd, 180, "Ringing"));
+        let cancel = inv
+            .replacen("INVITE sip:", "CANCEL sip:", 1)
+            .replace("1 INVITE", "1 CANCEL");
+        feed(&router, CALLER, &cancel);
+        let down = first_lines(&sent_to(&rec, "127.0.0.1:5080"));
+        assert_eq!(
+            down.last().map(String::as_str),
+            Some("CANCEL sip:b@127.0.0.1:5080 SIP/2.0")
+        );
+        // The callee answered before it saw the CANCEL: its 200 still goes to the caller.
+        feed(&router, "127.0.0.1:5080", &answer(&fwd, 200, "OK"));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert!(up.contains(&"SIP/2.0 200 canceling".to_string()), "{up:?}");
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 200 OK"),
+            "{up:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forked_responses_pick_the_best_and_ack_each_branch() {
+        let (_env, rec, router) = setup(RELAY);
+        feed(
+            &router,
+            CALLER,
+            &invite(
+                "sip:b@127.0.0.1:5080",
+                "f1",
+                "X-Branch: sip:b@127.0.0.1:5090\r\n",
+            ),
+        );
+        let b1 = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        let b2 = sent_to(&rec, "127.0.0.1:5090")[0].clone();
+        feed(&router, "127.0.0.1:5080", &answer(&b1, 486, "Busy Here"));
+        // Nothing goes upstream while a branch is pending.
+        assert_eq!(sent_to(&rec, CALLER).len(), 1);
+        feed(&router, "127.0.0.1:5090", &answer(&b2, 603, "Decline"));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 603 Decline"),
+            "6xx beats 4xx: {up:?}"
+        );
+        for uas in ["127.0.0.1:5080", "127.0.0.1:5090"] {
+            let l = first_lines(&sent_to(&rec, uas));
+            assert!(
+                l.last().is_some_and(|x| x.starts_with("ACK ")),
+                "{uas}: {l:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_2xx_on_one_branch_cancels_the_others() {
+        let (_env, rec, router) = setup(RELAY);
+        feed(
+            &router,
+            CALLER,
+            &invite(
+                "sip:b@127.0.0.1:5080",
+                "w1",
+                "X-Branch: sip:b@127.0.0.1:5090\r\n",
+            ),
+        );
+        let b1 = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        let b2 = sent_to(&rec, "127.0.0.1:5090")[0].clone();
+        feed(&router, "127.0.0.1:5090", &answer(&b2, 180, "Ringing"));
+        feed(&router, "127.0.0.1:5080", &answer(&b1, 200, "OK"));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(up.last().map(String::as_str), Some("SIP/2.0 200 OK"));
+        let l = first_lines(&sent_to(&rec, "127.0.0.1:5090"));
+        assert_eq!(
+            l.last().map(String::as_str),
+            Some("CANCEL sip:b@127.0.0.1:5090 SIP/2.0"),
+            "{l:?}"
+        );
+    }
+}
