@@ -55,7 +55,7 @@ struct Branch {
     /// The request as sent (retransmissions, CANCEL and ACK are built from it).
     request: Bytes,
     client: ClientTxn,
-    gens: HashMap<client::Timer, u64>,
+    gens: HashMap<client::Timer, Armed>,
     last_code: u16,
     /// Final response: code and the message (None for a local 408/503).
     final_reply: Option<(u16, Option<Message>)>,
@@ -74,7 +74,7 @@ struct Txn {
     /// The request as received and the script's state when it was relayed.
     base: Ctx,
     server: ServerTxn,
-    server_gens: HashMap<server::Timer, u64>,
+    server_gens: HashMap<server::Timer, Armed>,
     last_reply: Option<(u16, Bytes)>,
     branches: Vec<Branch>,
     /// Branches added since the last failure route (earlier ones no longer compete).
@@ -83,6 +83,8 @@ struct Txn {
     /// A final response went upstream.
     finished: bool,
     timers: Timers,
+    /// The safety net that forgets a transaction nobody finished; aborted when it ends.
+    life: Armed,
 }
 
 #[derive(Default)]
@@ -203,18 +205,46 @@ impl Tm {
 // ---------------------------------------------------------------------------------------
 // Timers: a tokio task per armed timer; a newer generation cancels an older one.
 
+/// An armed timer: its generation (a stale task finds a newer one and does nothing) and
+/// the task, aborted when the timer is stopped so that no sleeping task is left behind.
+#[derive(Default)]
+struct Armed {
+    gen: u64,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+impl Armed {
+    fn stop(&mut self) {
+        self.gen += 1;
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum TimerRef {
     Server(server::Timer),
     Client(usize, client::Timer),
 }
 
-fn arm(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64, d: Duration) {
+fn arm(env: &Arc<Env>, id: u64, which: TimerRef, slot: &mut Armed, d: Duration) {
+    slot.stop();
     let env = env.clone();
-    tokio::spawn(async move {
+    let gen = slot.gen;
+    let task = tokio::spawn(async move {
         tokio::time::sleep(d).await;
         on_timer(&env, id, which, gen);
     });
+    slot.task = Some(task.abort_handle());
 }
 
 fn on_timer(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64) {
@@ -222,7 +252,7 @@ fn on_timer(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64) {
     let mut t = lock(&txn);
     match which {
         TimerRef::Server(st) => {
-            if t.server_gens.get(&st) != Some(&gen) {
+            if t.server_gens.get(&st).map(|a| a.gen) != Some(gen) {
                 return;
             }
             let acts = t.server.on_timer(st);
@@ -236,7 +266,7 @@ fn on_timer(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64) {
             let Some(b) = t.branches.get_mut(bi) else {
                 return;
             };
-            if b.gens.get(&ct) != Some(&gen) {
+            if b.gens.get(&ct).map(|a| a.gen) != Some(gen) {
                 return;
             }
             let acts = b.client.on_timer(ct);
@@ -260,12 +290,12 @@ fn server_actions(env: &Arc<Env>, t: &mut Txn, acts: Vec<server::Action>) -> boo
                 }
             }
             server::Action::Start(st, d) => {
-                let g = t.server_gens.entry(st).or_insert(0);
-                *g += 1;
-                arm(env, t.id, TimerRef::Server(st), *g, d);
+                let id = t.id;
+                let slot = t.server_gens.entry(st).or_default();
+                arm(env, id, TimerRef::Server(st), slot, d);
             }
             server::Action::Stop(st) => {
-                *t.server_gens.entry(st).or_insert(0) += 1;
+                t.server_gens.entry(st).or_default().stop();
             }
             server::Action::Done => done = true,
         }
@@ -310,12 +340,11 @@ fn client_actions(
                 final_now = true;
             }
             client::Action::Start(ct, d) => {
-                let g = b.gens.entry(ct).or_insert(0);
-                *g += 1;
-                arm(env, id, TimerRef::Client(bi, ct), *g, d);
+                let slot = b.gens.entry(ct).or_default();
+                arm(env, id, TimerRef::Client(bi, ct), slot, d);
             }
             client::Action::Stop(ct) => {
-                *b.gens.entry(ct).or_insert(0) += 1;
+                b.gens.entry(ct).or_default().stop();
             }
             client::Action::Done => {}
         }
@@ -375,7 +404,11 @@ fn send_upstream(env: &Arc<Env>, t: &mut Txn, code: u16, data: Bytes) {
             Stats::inc(&env.stats.send_errors);
         }
     }
-    if code >= 200 && !t.finished && t.base.msg.method() != Some(Method::Cancel) {
+    if code >= 200
+        && !t.finished
+        && t.base.msg.method() != Some(Method::Cancel)
+        && env.acc.wants(t.base.flags)
+    {
         if let Ok(m) = Message::parse(data.clone()) {
             let to_tag = m
                 .value(HdrName::To)
@@ -672,6 +705,7 @@ fn newtran(c: &mut Ctx) -> i64 {
         canceled: false,
         finished: false,
         timers,
+        life: Armed::default(),
     };
     let mut tables = lock(&env.tm.tables);
     tables.by_key.insert(key, id);
@@ -685,10 +719,13 @@ fn newtran(c: &mut Ctx) -> i64 {
     } else {
         Duration::from_secs(32)
     } + timers.fr_inv.max(timers.fr);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         tokio::time::sleep(life).await;
         env2.tm.remove(id);
     });
+    if let Some(txn) = env.tm.get(id) {
+        lock(&txn).life.task = Some(task.abort_handle());
+    }
     1
 }
 
