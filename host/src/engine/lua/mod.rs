@@ -89,13 +89,33 @@ pub struct LuaEngine {
     /// `$var(..)` values live as long as the worker, as in Kamailio.
     vars: HashMap<String, Val>,
     routes: HashMap<String, Option<Function>>,
+    /// `__kemibox_run`: calls a route under `xpcall`, telling exit from errors.
+    runner: Function,
 }
 
 impl LuaEngine {
     pub fn new(script: &Script, env: &Arc<Env>) -> Result<LuaEngine, LuaError> {
-        let lua = Lua::new();
+        // The standard libraries app_lua gives Kamailio scripts, `debug` included (for
+        // tracebacks; scripts use debug.sethook). This engine runs the operator's own
+        // trusted script; tenants' code is sandboxed by the wasm engine instead.
+        // SAFETY: the debug library can break Lua's invariants only through script
+        // code, which is trusted here; no C modules are loaded.
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                mlua::StdLib::ALL_SAFE | mlua::StdLib::DEBUG,
+                mlua::LuaOptions::default(),
+            )
+        };
         let slot: Slot = Rc::new(RefCell::new(None));
         build_ksr(&lua, env, &slot).map_err(|e| LuaError::Load(e.to_string()))?;
+        lua.load(EXIT_PRELUDE)
+            .set_name("=kemibox")
+            .exec()
+            .map_err(|e| LuaError::Load(e.to_string()))?;
+        let runner: Function = lua
+            .globals()
+            .get("__kemibox_run")
+            .map_err(|e| LuaError::Load(e.to_string()))?;
         let name = format!("@{}", script.path.display());
         lua.load(&*script.source)
             .set_name(name)
@@ -118,6 +138,7 @@ impl LuaEngine {
             slot,
             vars: HashMap::new(),
             routes: HashMap::new(),
+            runner,
         })
     }
 
@@ -149,16 +170,39 @@ impl LuaEngine {
         std::mem::swap(&mut ctx.vars, &mut self.vars);
         *self.slot.borrow_mut() = Some(ctx);
         ACTIVE.with(|a| a.borrow_mut().push((self.lua.clone(), self.slot.clone())));
-        let r = f.call::<()>(());
+        let r = self.runner.call::<(bool, Option<String>)>(f);
         ACTIVE.with(|a| a.borrow_mut().pop());
         let mut ctx = self.slot.borrow_mut().take()?;
         std::mem::swap(&mut ctx.vars, &mut self.vars);
-        let outcome = match r {
-            Ok(()) => Outcome::Done,
-            Err(e) if is_exit(&e) => Outcome::Done,
-            Err(e) => Outcome::Error(e.to_string()),
-        };
-        Some((ctx, outcome))
+        Some((ctx, outcome_of(r)))
+    }
+}
+
+/// `KSR.x.exit`/`KSR.x.drop` raise a private table as the error value, with no position
+/// and no traceback, and routes run under `xpcall` with `debug.traceback` as handler: an
+/// exit costs a table comparison, while a real error keeps its file:line and stack. (An
+/// exit that crossed into Rust would make mlua build a traceback on every request.) A
+/// script's own `pcall` still catches an exit, as in Kamailio.
+const EXIT_PRELUDE: &str = r#"
+local exit = setmetatable({}, { __tostring = function() return "~~ksr~exit~~" end })
+local set_drop = KSR.set_drop
+local traceback = debug.traceback
+local xpcall, tostring, error = xpcall, tostring, error
+KSR.x.exit = function() error(exit, 0) end
+KSR.x.drop = function() set_drop(); error(exit, 0) end
+__kemibox_run = function(f)
+    local ok, err = xpcall(f, traceback)
+    if ok or err == exit then return true end
+    return false, tostring(err)
+end
+"#;
+
+fn outcome_of(r: mlua::Result<(bool, Option<String>)>) -> Outcome {
+    match r {
+        Ok((true, _)) => Outcome::Done,
+        Ok((false, e)) => Outcome::Error(e.unwrap_or_else(|| "unknown error".into())),
+        Err(e) if is_exit(&e) => Outcome::Done,
+        Err(e) => Outcome::Error(e.to_string()),
     }
 }
 
@@ -286,15 +330,11 @@ pub fn run_nested(ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
     let Some(f) = lua.globals().get::<Option<Function>>(name).ok().flatten() else {
         return Some((ctx, Outcome::Missing));
     };
+    let runner: Function = lua.globals().get("__kemibox_run").ok()?;
     let outer = slot.borrow_mut().replace(ctx);
-    let r = f.call::<()>(());
+    let r = runner.call::<(bool, Option<String>)>(f);
     let ctx = std::mem::replace(&mut *slot.borrow_mut(), outer)?;
-    let outcome = match r {
-        Ok(()) => Outcome::Done,
-        Err(e) if is_exit(&e) => Outcome::Done,
-        Err(e) => Outcome::Error(e.to_string()),
-    };
-    Some((ctx, outcome))
+    Some((ctx, outcome_of(r)))
 }
 
 /// Runs `f` with this worker thread's engine for script generation `generation`,
