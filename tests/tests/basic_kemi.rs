@@ -846,7 +846,6 @@ fn the_basic_script_answers_like_kamailio() {
     let bport = free_port();
     std::fs::create_dir_all(dir.join("kemibox")).expect("dir");
     let kb = Kemibox::start_in(dir.join("kemibox"), &kemibox_config(bport, &db), "");
-    let _ = &kb;
     let mut b = Run::new(format!("127.0.0.1:{bport}").parse().expect("addr"));
     scenario(&mut b);
 
@@ -863,6 +862,17 @@ fn the_basic_script_answers_like_kamailio() {
         }
     }
     assert_eq!(k.log.len(), b.log.len(), "different number of steps");
+    // acc, on the script's flags: the answered call and the canceled (missed) one.
+    let log = kb.log_text();
+    let answered = log
+        .lines()
+        .find(|l| l.contains("ACC: transaction answered") && l.contains("method=INVITE"));
+    assert!(
+        answered.is_some_and(|l| l.contains("code=200") && l.contains("src_user=carol")),
+        "{log}"
+    );
+    let missed = log.lines().find(|l| l.contains("ACC: call missed"));
+    assert!(missed.is_some_and(|l| l.contains("code=487")), "{log}");
     assert!(
         diffs.is_empty(),
         "{} differences:\n{}",
