@@ -1018,6 +1018,73 @@ fn check_trans(c: &mut Ctx) -> i64 {
     }
 }
 
+/// The xavp holding the contacts `t_load_contacts` ordered (Kamailio's contacts_avp).
+const CONTACTS_XAVP: &str = "tm_contacts";
+
+fn q_of(q: &Option<String>) -> f64 {
+    q.as_deref().and_then(|q| q.parse().ok()).unwrap_or(1.0)
+}
+
+/// t_load_contacts: the Request-URI and the appended branches, grouped by q for serial
+/// forking (highest q first). With one target there is nothing to order: 1.
+fn load_contacts(c: &mut Ctx) -> i64 {
+    let Some(ruri) = c.ruri().map(str::to_string) else {
+        return -1;
+    };
+    if c.branches.is_empty() {
+        return 1;
+    }
+    let mut all: Vec<(String, f64)> = vec![(ruri, 1.0)];
+    all.extend(c.branches.drain(..).map(|(u, q)| {
+        let q = q_of(&q);
+        (u, q)
+    }));
+    // Stable: equal q keeps the order of appending.
+    all.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    let items = all
+        .into_iter()
+        .map(|(u, q)| {
+            vec![
+                ("uri".to_string(), Val::Str(u)),
+                ("q".to_string(), Val::Str(q.to_string())),
+            ]
+        })
+        .collect();
+    c.xavps.insert(CONTACTS_XAVP.to_string(), items);
+    1
+}
+
+/// t_next_contacts: the highest-q group left becomes the Request-URI and branches;
+/// -2 when none is left.
+fn next_contacts(c: &mut Ctx) -> i64 {
+    let Some(list) = c.xavps.get_mut(CONTACTS_XAVP) else {
+        return -2;
+    };
+    if list.is_empty() {
+        return -2;
+    }
+    let q = |item: &Vec<(String, Val)>| {
+        item.iter()
+            .find(|(k, _)| k == "q")
+            .and_then(|(_, v)| v.as_str().and_then(|s| s.parse::<f64>().ok()))
+            .unwrap_or(1.0)
+    };
+    let uri = |item: &Vec<(String, Val)>| {
+        item.iter()
+            .find(|(k, _)| k == "uri")
+            .and_then(|(_, v)| v.as_str().map(str::to_string))
+    };
+    let top = q(&list[0]);
+    let n = list.iter().take_while(|it| q(it) == top).count();
+    let group: Vec<Vec<(String, Val)>> = list.drain(..n).collect();
+    let mut uris = group.iter().filter_map(uri);
+    let Some(first) = uris.next() else { return -1 };
+    c.new_uri = Some(first);
+    c.dst_uri = None;
+    c.branches = uris.map(|u| (u, None)).collect();
+    1
+}
+
 fn with_txn<T>(c: &Ctx, f: impl FnOnce(&Txn) -> T) -> Option<T> {
     let txn = c.txn.and_then(|id| c.env.tm.get(id))?;
     let t = lock(&txn);
@@ -1192,6 +1259,8 @@ pub fn exports() -> Vec<Export> {
                 -1
             })
         }),
+        export!("tm", "t_load_contacts", [], Int, |c, _| i(load_contacts(c))),
+        export!("tm", "t_next_contacts", [], Int, |c, _| i(next_contacts(c))),
         export!("tm", "t_drop_replies", [Str], Int, |c, _| {
             if let Some(txn) = c.txn.and_then(|id| c.env.tm.get(id)) {
                 let mut t = lock(&txn);
@@ -1465,6 +1534,44 @@ From: <sip:a@127.0.0.1>;tag={tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: {tag}@vc\
             l.last().map(String::as_str),
             Some("CANCEL sip:b@127.0.0.1:5090 SIP/2.0"),
             "{l:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn serial_forking_by_q_with_t_next_contacts() {
+        let script = "function ksr_request_route()\n\
+            if KSR.tm.t_check_trans() == 0 then KSR.x.exit() end\n\
+            KSR.corex.append_branch_uri_q('sip:b@127.0.0.1:5090', '0.5')\n\
+            KSR.tm.t_load_contacts()\n\
+            KSR.tm.t_next_contacts()\n\
+            KSR.tm.t_on_failure('next')\n\
+            KSR.tm.t_relay()\n\
+            end\n\
+            function next()\n\
+            if KSR.tm.t_next_contacts() > 0 then KSR.tm.t_on_failure('next'); KSR.tm.t_relay() end\n\
+            end\n";
+        let (_env, rec, router) = setup(script);
+        feed(&router, CALLER, &invite("sip:b@127.0.0.1:5080", "q1", ""));
+        // Only the q=1.0 target first.
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 1);
+        assert!(sent_to(&rec, "127.0.0.1:5090").is_empty());
+        let b1 = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        feed(&router, "127.0.0.1:5080", &answer(&b1, 486, "Busy Here"));
+        let b2 = sent_to(&rec, "127.0.0.1:5090");
+        assert_eq!(
+            first_lines(&b2),
+            vec!["INVITE sip:b@127.0.0.1:5090 SIP/2.0"]
+        );
+        feed(&router, "127.0.0.1:5090", &answer(&b2[0], 200, "OK"));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 200 OK"),
+            "{up:?}"
+        );
+        assert!(
+            !up.iter().any(|l| l.contains("486")),
+            "the first leg's 486 never went upstream: {up:?}"
         );
     }
 }
