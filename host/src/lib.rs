@@ -14,3 +14,6 @@ pub mod stats;
 pub mod store;
 pub mod tm;
 pub mod transport;
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -71,7 +71,11 @@ pub fn make_env(
         Arc::new(crate::modules::htable::Htables::from_config(&cfg).map_err(StartError::Module)?);
     let pike = Arc::new(crate::modules::pike::Pike::from_config(&cfg));
     let acc = Arc::new(crate::modules::acc::Acc::from_config(&cfg).map_err(StartError::Module)?);
+    let permissions = Arc::new(
+        crate::modules::permissions::Permissions::from_config(&cfg).map_err(StartError::Module)?,
+    );
     Ok(Arc::new(Env {
+        permissions,
         acc,
         htables,
         pike,

@@ -160,6 +160,24 @@ impl Run {
         let mut got = Vec::new();
         let mut w = wait;
         while let Some((m, _)) = Run::recv(sock, w) {
+            // A UAC acknowledges a negative final answer to its INVITE (RFC 3261 §17.1.1.3).
+            if msg.starts_with("INVITE ")
+                && m.starts_with("SIP/2.0 ")
+                && !m.starts_with("SIP/2.0 1")
+                && !m.starts_with("SIP/2.0 2")
+            {
+                let to = m
+                    .lines()
+                    .find(|l| l.starts_with("To:"))
+                    .unwrap_or("To: <sip:x>");
+                let mut ack = msg
+                    .replacen("INVITE ", "ACK ", 1)
+                    .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+                if let Some(old_to) = msg.lines().find(|l| l.starts_with("To:")) {
+                    ack = ack.replace(old_to, to);
+                }
+                let _ = sock.send_to(ack.as_bytes(), self.proxy);
+            }
             got.push(m);
             w = Duration::from_millis(300);
         }
@@ -828,7 +846,6 @@ fn the_basic_script_answers_like_kamailio() {
     let bport = free_port();
     std::fs::create_dir_all(dir.join("kemibox")).expect("dir");
     let kb = Kemibox::start_in(dir.join("kemibox"), &kemibox_config(bport, &db), "");
-    let _ = &kb;
     let mut b = Run::new(format!("127.0.0.1:{bport}").parse().expect("addr"));
     scenario(&mut b);
 
@@ -845,6 +862,17 @@ fn the_basic_script_answers_like_kamailio() {
         }
     }
     assert_eq!(k.log.len(), b.log.len(), "different number of steps");
+    // acc, on the script's flags: the answered call and the canceled (missed) one.
+    let log = kb.log_text();
+    let answered = log
+        .lines()
+        .find(|l| l.contains("ACC: transaction answered") && l.contains("method=INVITE"));
+    assert!(
+        answered.is_some_and(|l| l.contains("code=200") && l.contains("src_user=carol")),
+        "{log}"
+    );
+    let missed = log.lines().find(|l| l.contains("ACC: call missed"));
+    assert!(missed.is_some_and(|l| l.contains("code=487")), "{log}");
     assert!(
         diffs.is_empty(),
         "{} differences:\n{}",

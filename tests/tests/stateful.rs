@@ -266,3 +266,53 @@ fn sipp_calls_through_the_stateful_proxy() {
     );
     assert_eq!(kb.metric("script_errors"), 0);
 }
+
+/// Branch routes run for every branch from inside t_relay: their changes go to that
+/// branch only, and a branch route can drop its branch.
+#[test]
+fn branch_route_edits_and_drops_branches() {
+    let p = free_port();
+    let script = r#"
+function ksr_request_route()
+	if KSR.tm.t_check_trans() == 0 then KSR.x.exit() end
+	KSR.corex.append_branch_uri(KSR.pv.get("$hdr(X-Second)"))
+	KSR.corex.append_branch_uri(KSR.pv.get("$hdr(X-Third)"))
+	KSR.tm.t_on_branch("per_branch")
+	if KSR.tm.t_relay() < 0 then KSR.sl.sl_reply_error() end
+end
+function per_branch()
+	if KSR.pv.get("$T_branch_idx") == 2 then KSR.x.drop() end
+	KSR.hdr.append("X-Branch: " .. KSR.pv.get("$T_branch_idx") .. " " .. KSR.kx.get_ruri() .. "\r\n")
+end
+"#;
+    let _kb = Kemibox::start(&stateful_config(p, 30_000), script);
+    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+    let (a, b, c) = (
+        UdpSocket::bind("127.0.0.1:0").expect("a"),
+        UdpSocket::bind("127.0.0.1:0").expect("b"),
+        UdpSocket::bind("127.0.0.1:0").expect("c"),
+    );
+    let (aa, ba, ca) = (addr_of(&a), addr_of(&b), addr_of(&c));
+    let extra = format!("X-Second: sip:bob@{ba}\r\nX-Third: sip:bob@{ca}\r\n");
+    let inv = invite(proxy, addr_of(&client), aa, "br1", &extra);
+    client.send_to(inv.as_bytes(), proxy).expect("send");
+    let (m1, _) = expect(&a, "INVITE ");
+    let (m2, _) = expect(&b, "INVITE ");
+    assert!(
+        m1.contains(&format!("X-Branch: 0 sip:bob@{aa}\r\n")) && !m1.contains("X-Branch: 1"),
+        "{m1}"
+    );
+    assert!(
+        m2.contains(&format!("X-Branch: 1 sip:bob@{ba}\r\n")) && !m2.contains("X-Branch: 0"),
+        "{m2}"
+    );
+    assert!(
+        recv(&c, Duration::from_millis(800)).is_none(),
+        "the third branch was dropped"
+    );
+}
+
+fn addr_of(s: &UdpSocket) -> SocketAddr {
+    s.local_addr().expect("addr")
+}

@@ -299,6 +299,10 @@ Contact: <sip:alice@{c}>\r\nX-Fallback: sip:bob@{u}\r\nContent-Length: 0\r\n\r\n
     client.send_to(inv.as_bytes(), proxy).expect("send");
     expect(&client, "SIP/2.0 100");
     let (f1, from) = expect(&busy, "INVITE ");
+    assert!(
+        f1.contains("\r\nX-Branch: wasm\r\n"),
+        "the branch route ran: {f1}"
+    );
     busy.send_to(answer(&f1, 486, "Busy Here", "b1").as_bytes(), from)
         .expect("486");
     expect(&busy, "ACK ");

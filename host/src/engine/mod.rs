@@ -41,3 +41,15 @@ pub fn run_route(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)>
         Routing::Wasm(plugin) => Some(plugin.run(*generation, env, ctx, name)),
     }
 }
+
+/// Runs route `name` from inside a KEMI function of the running route (tm branch routes),
+/// in the same engine instance. `None` when no route is running on this thread.
+pub fn run_nested(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
+    match env.script.get()? {
+        (_, Routing::Lua(_)) => lua::run_nested(ctx, name),
+        // A component instance cannot be re-entered while it is running a route: the
+        // nested route runs on a fresh instance of the same plugin (the message state is
+        // all in `ctx`; the guest's own globals are not shared with the outer route).
+        (_, Routing::Wasm(plugin)) => Some(plugin.run_isolated(env, ctx, name)),
+    }
+}

@@ -52,6 +52,8 @@ pub struct TmPending {
     pub picked: Option<(u16, bool, bool)>,
     /// `tmx.t_precheck_trans` registered this request as being processed.
     pub precheck_key: Option<String>,
+    /// `$T_branch_idx`: the branch a branch route runs for.
+    pub branch_idx: usize,
 }
 
 /// Everything shared by all messages: configuration, registry, network, counters.
@@ -68,6 +70,7 @@ pub struct Env {
     pub tm: Arc<crate::modules::tm::Tm>,
     pub htables: Arc<crate::modules::htable::Htables>,
     pub acc: Arc<crate::modules::acc::Acc>,
+    pub permissions: Arc<crate::modules::permissions::Permissions>,
     pub pike: Arc<crate::modules::pike::Pike>,
     /// Digest nonces (auth) and the subscriber database (auth_db).
     pub nonces: Arc<crate::modules::auth::Nonces>,
@@ -116,6 +119,15 @@ pub struct Ctx {
     /// Credentials `auth_check` accepted (the header line, and the user).
     pub auth_header: Option<crate::sip::Span>,
     pub auth_user: Option<String>,
+    /// `nathelper.fix_nated_register`: the source to store as the contact's `received`.
+    pub received: Option<String>,
+    /// `rr`: the Record-Route requested for this request (rendered when it is forwarded,
+    /// once the outgoing socket is known) and the buffered `add_rr_param` params.
+    pub rr: Option<crate::modules::rr::RecordRoute>,
+    /// `rr`: parameters (with the leading `;`) of our Route entry that `loose_route`
+    /// consumed (after a strict router: the R-URI's, without it), for
+    /// `check_route_param` and `is_direction`.
+    pub route_params: Option<String>,
 }
 
 impl Ctx {
@@ -149,6 +161,9 @@ impl Ctx {
             tm: TmPending::default(),
             auth_header: None,
             auth_user: None,
+            received: None,
+            rr: None,
+            route_params: None,
         }
     }
 
@@ -193,6 +208,8 @@ impl Ctx {
         c.xavps = self.xavps.clone();
         c.txn = self.txn;
         c.tm = self.tm.clone();
+        c.rr = self.rr.clone();
+        c.route_params = self.route_params.clone();
         c
     }
 

@@ -76,6 +76,18 @@ impl Acc {
         })
     }
 
+    /// True when a request with these flags is accounted in any way.
+    pub fn wants(&self, flags: u32) -> bool {
+        [
+            self.log_flag,
+            self.missed_flag,
+            self.db_flag,
+            self.db_missed_flag,
+        ]
+        .iter()
+        .any(|f| f.is_some_and(|f| flags & (1 << f) != 0))
+    }
+
     /// Called when a transaction sends its final reply upstream.
     pub fn on_final(&self, req: &Ctx, code: u16, reason: &str, to_tag: &str) {
         let set = |f: Option<u32>| f.is_some_and(|f| req.flags & (1 << f) != 0);

@@ -12,9 +12,12 @@ pub mod hdr;
 pub mod htable;
 pub mod kx;
 pub mod maxfwd;
+pub mod nathelper;
+pub mod permissions;
 pub mod pike;
 pub mod pv;
 pub mod registrar;
+pub mod rr;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
@@ -44,6 +47,9 @@ pub const AVAILABLE: &[&str] = &[
     "htable",
     "pike",
     "acc",
+    "rr",
+    "nathelper",
+    "permissions",
 ];
 
 /// The exports of one module (`""` is the core).
@@ -64,9 +70,12 @@ pub fn exports_of(module: &str) -> Vec<Export> {
         "tm" => tm::exports(),
         "auth" => auth::exports(),
         "htable" => htable::exports(),
+        "nathelper" => nathelper::exports(),
+        "permissions" => permissions::exports(),
         "pike" => pike::exports(),
         "auth_db" => auth_db::exports(),
         "tmx" => tm::tmx_exports(),
+        "rr" => rr::exports(),
         _ => Vec::new(),
     }
 }
@@ -104,6 +113,12 @@ pub fn modparams_of(module: &str) -> Option<&'static [(&'static str, ParamKind)]
             ("use_domain", ParamKind::Int),
             ("timer_interval", ParamKind::Int),
         ],
+        "rr" => &[
+            ("enable_full_lr", ParamKind::Int),
+            ("append_fromtag", ParamKind::Int),
+            ("enable_double_rr", ParamKind::Int),
+            ("add_username", ParamKind::Int),
+        ],
         "tm" => &[
             ("fr_timer", ParamKind::Int),
             ("fr_inv_timer", ParamKind::Int),
@@ -124,6 +139,16 @@ pub fn modparams_of(module: &str) -> Option<&'static [(&'static str, ParamKind)]
             ("use_domain", ParamKind::Int),
         ],
         "htable" => &[("htable", ParamKind::StrList)],
+        "nathelper" => &[
+            ("received_avp", ParamKind::Str),
+            ("natping_interval", ParamKind::Int),
+            ("sipping_bflag", ParamKind::Int),
+        ],
+        "permissions" => &[
+            ("db_url", ParamKind::Str),
+            ("db_mode", ParamKind::Int),
+            ("address_table", ParamKind::Str),
+        ],
         "acc" => &[
             ("log_flag", ParamKind::Int),
             ("log_missed_flag", ParamKind::Int),

@@ -134,7 +134,7 @@ pub fn get(c: &Ctx, pv: &str) -> Option<Val> {
         ("mb", None) => Some(Val::Str(String::from_utf8_lossy(c.msg.buf()).into_owned())),
         ("ml", None) => Some(Val::Int(c.msg.buf().len() as i64)),
         ("rb", None) => str_val(std::str::from_utf8(c.msg.body_bytes()).ok()),
-        ("T_branch_idx", None) => Some(Val::Int(0)),
+        ("T_branch_idx", None) => Some(Val::Int(c.tm.branch_idx as i64)),
         ("var", Some(v)) => Some(c.vars.get(v).cloned().unwrap_or(Val::Int(0))),
         ("vn", Some(v)) => c.vars.get(v).cloned(),
         ("avp", Some(a)) => c

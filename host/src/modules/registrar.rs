@@ -397,7 +397,7 @@ fn do_save(
                 .unwrap_or_else(new_ruid),
             aor: aor.clone(),
             uri: g.uri,
-            received: None,
+            received: c.received.clone(),
             path: path.clone(),
             expires: now + exp,
             q: g.q,

@@ -76,7 +76,9 @@ fn run(c: &mut Ctx, m: i64, u: i64) -> Result<(), Fail> {
         // 400 "Bad Request URI" (its 416 branch is unreachable in practice); RFC 4475
         // §3.3.2 suggests 416. kemibox matches Kamailio.
         match c.ruri().map(Uri::parse) {
-            Some(Ok(uri)) if matches!(uri.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel) => {}
+            Some(Ok(uri))
+                if matches!(uri.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel)
+                    || uri.scheme_text.eq_ignore_ascii_case("urn") => {}
             _ => return Err(Some((400, "Bad Request URI"))),
         }
     }

@@ -55,7 +55,7 @@ struct Branch {
     /// The request as sent (retransmissions, CANCEL and ACK are built from it).
     request: Bytes,
     client: ClientTxn,
-    gens: HashMap<client::Timer, u64>,
+    gens: HashMap<client::Timer, Armed>,
     last_code: u16,
     /// Final response: code and the message (None for a local 408/503).
     final_reply: Option<(u16, Option<Message>)>,
@@ -74,7 +74,7 @@ struct Txn {
     /// The request as received and the script's state when it was relayed.
     base: Ctx,
     server: ServerTxn,
-    server_gens: HashMap<server::Timer, u64>,
+    server_gens: HashMap<server::Timer, Armed>,
     last_reply: Option<(u16, Bytes)>,
     branches: Vec<Branch>,
     /// Branches added since the last failure route (earlier ones no longer compete).
@@ -83,6 +83,8 @@ struct Txn {
     /// A final response went upstream.
     finished: bool,
     timers: Timers,
+    /// The safety net that forgets a transaction nobody finished; aborted when it ends.
+    life: Armed,
 }
 
 #[derive(Default)]
@@ -203,18 +205,46 @@ impl Tm {
 // ---------------------------------------------------------------------------------------
 // Timers: a tokio task per armed timer; a newer generation cancels an older one.
 
+/// An armed timer: its generation (a stale task finds a newer one and does nothing) and
+/// the task, aborted when the timer is stopped so that no sleeping task is left behind.
+#[derive(Default)]
+struct Armed {
+    gen: u64,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+impl Armed {
+    fn stop(&mut self) {
+        self.gen += 1;
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum TimerRef {
     Server(server::Timer),
     Client(usize, client::Timer),
 }
 
-fn arm(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64, d: Duration) {
+fn arm(env: &Arc<Env>, id: u64, which: TimerRef, slot: &mut Armed, d: Duration) {
+    slot.stop();
     let env = env.clone();
-    tokio::spawn(async move {
+    let gen = slot.gen;
+    let task = tokio::spawn(async move {
         tokio::time::sleep(d).await;
         on_timer(&env, id, which, gen);
     });
+    slot.task = Some(task.abort_handle());
 }
 
 fn on_timer(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64) {
@@ -222,7 +252,7 @@ fn on_timer(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64) {
     let mut t = lock(&txn);
     match which {
         TimerRef::Server(st) => {
-            if t.server_gens.get(&st) != Some(&gen) {
+            if t.server_gens.get(&st).map(|a| a.gen) != Some(gen) {
                 return;
             }
             let acts = t.server.on_timer(st);
@@ -236,7 +266,7 @@ fn on_timer(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64) {
             let Some(b) = t.branches.get_mut(bi) else {
                 return;
             };
-            if b.gens.get(&ct) != Some(&gen) {
+            if b.gens.get(&ct).map(|a| a.gen) != Some(gen) {
                 return;
             }
             let acts = b.client.on_timer(ct);
@@ -260,12 +290,12 @@ fn server_actions(env: &Arc<Env>, t: &mut Txn, acts: Vec<server::Action>) -> boo
                 }
             }
             server::Action::Start(st, d) => {
-                let g = t.server_gens.entry(st).or_insert(0);
-                *g += 1;
-                arm(env, t.id, TimerRef::Server(st), *g, d);
+                let id = t.id;
+                let slot = t.server_gens.entry(st).or_default();
+                arm(env, id, TimerRef::Server(st), slot, d);
             }
             server::Action::Stop(st) => {
-                *t.server_gens.entry(st).or_insert(0) += 1;
+                t.server_gens.entry(st).or_default().stop();
             }
             server::Action::Done => done = true,
         }
@@ -310,12 +340,11 @@ fn client_actions(
                 final_now = true;
             }
             client::Action::Start(ct, d) => {
-                let g = b.gens.entry(ct).or_insert(0);
-                *g += 1;
-                arm(env, id, TimerRef::Client(bi, ct), *g, d);
+                let slot = b.gens.entry(ct).or_default();
+                arm(env, id, TimerRef::Client(bi, ct), slot, d);
             }
             client::Action::Stop(ct) => {
-                *b.gens.entry(ct).or_insert(0) += 1;
+                b.gens.entry(ct).or_default().stop();
             }
             client::Action::Done => {}
         }
@@ -333,6 +362,9 @@ fn build_hop_request(request: &Bytes, method: &str, reply: Option<&Message>) -> 
     out.push_str("Via: ");
     out.push_str(req.text(first_in_list(&req, via.value)));
     out.push_str("\r\n");
+    // Max-Forwards as the INVITE carried it (Kamailio copies it, after the Via).
+    let mf = req.value(HdrName::MaxForwards).unwrap_or("70");
+    out.push_str(&format!("Max-Forwards: {mf}\r\n"));
     for h in req.headers_named(HdrName::Route) {
         out.push_str("Route: ");
         out.push_str(req.text(h.value));
@@ -346,7 +378,7 @@ fn build_hop_request(request: &Bytes, method: &str, reply: Option<&Message>) -> 
     out.push_str(&format!("To: {to}\r\n"));
     out.push_str(&format!("Call-ID: {}\r\n", req.call_id()?));
     out.push_str(&format!("CSeq: {} {method}\r\n", req.cseq()?.seq));
-    out.push_str("Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    out.push_str("Content-Length: 0\r\n\r\n");
     Some(Bytes::from(out))
 }
 
@@ -372,7 +404,11 @@ fn send_upstream(env: &Arc<Env>, t: &mut Txn, code: u16, data: Bytes) {
             Stats::inc(&env.stats.send_errors);
         }
     }
-    if code >= 200 && !t.finished && t.base.msg.method() != Some(Method::Cancel) {
+    if code >= 200
+        && !t.finished
+        && t.base.msg.method() != Some(Method::Cancel)
+        && env.acc.wants(t.base.flags)
+    {
         if let Ok(m) = Message::parse(data.clone()) {
             let to_tag = m
                 .value(HdrName::To)
@@ -669,6 +705,7 @@ fn newtran(c: &mut Ctx) -> i64 {
         canceled: false,
         finished: false,
         timers,
+        life: Armed::default(),
     };
     let mut tables = lock(&env.tm.tables);
     tables.by_key.insert(key, id);
@@ -682,10 +719,13 @@ fn newtran(c: &mut Ctx) -> i64 {
     } else {
         Duration::from_secs(32)
     } + timers.fr_inv.max(timers.fr);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         tokio::time::sleep(life).await;
         env2.tm.remove(id);
     });
+    if let Some(txn) = env.tm.get(id) {
+        lock(&txn).life.task = Some(task.abort_handle());
+    }
     1
 }
 
@@ -789,10 +829,28 @@ fn relay(c: &mut Ctx, forced: Option<String>) -> i64 {
     }
     let mut sent = 0;
     let mut worst = -1i64;
+    let branch_route = c.tm.on_branch.clone();
     for (uri, dst) in targets {
         let mut bctx = c.fork(RouteKind::Branch);
         bctx.new_uri = Some(uri.clone());
         bctx.dst_uri = dst.clone();
+        bctx.tm.branch_idx = lock(&txn).branches.len();
+        if let Some(name) = &branch_route {
+            // The branch route may change this branch only, or drop it.
+            match crate::engine::run_nested(&env, bctx, name) {
+                Some((b, Outcome::Done | Outcome::Missing)) if !b.drop => bctx = b,
+                Some((_, Outcome::Error(e))) => {
+                    Stats::inc(&env.stats.script_errors);
+                    tracing::error!("error from the routing script or plugin in {name}: {e}");
+                    continue;
+                }
+                Some(_) => continue,
+                None => {
+                    tracing::error!("branch route {name} could not run");
+                    continue;
+                }
+            }
+        }
         match start_branch(&env, &txn, &bctx) {
             Ok(()) => sent += 1,
             Err(e) => worst = worst.min(fwd_code(&e)),
@@ -830,12 +888,7 @@ fn start_branch(env: &Arc<Env>, txn: &Arc<Mutex<Txn>>, bctx: &Ctx) -> Result<(),
     let mut t = lock(txn);
     let bi = t.branches.len();
     let branch_id = format!("z9hG4bKtm{:x}.{bi}", t.id);
-    let data = Bytes::from(build_forwarded(
-        bctx,
-        proto,
-        &listener.host_port(),
-        &branch_id,
-    ));
+    let data = Bytes::from(build_forwarded(bctx, &listener, &branch_id));
     let dest = Dest::new(proto, addr);
     if !env.net.egress_allows(addr.ip()) {
         Stats::inc(&env.stats.egress_denied);
@@ -963,6 +1016,73 @@ fn check_trans(c: &mut Ctx) -> i64 {
             }
         }
     }
+}
+
+/// The xavp holding the contacts `t_load_contacts` ordered (Kamailio's contacts_avp).
+const CONTACTS_XAVP: &str = "tm_contacts";
+
+fn q_of(q: &Option<String>) -> f64 {
+    q.as_deref().and_then(|q| q.parse().ok()).unwrap_or(1.0)
+}
+
+/// t_load_contacts: the Request-URI and the appended branches, grouped by q for serial
+/// forking (highest q first). With one target there is nothing to order: 1.
+fn load_contacts(c: &mut Ctx) -> i64 {
+    let Some(ruri) = c.ruri().map(str::to_string) else {
+        return -1;
+    };
+    if c.branches.is_empty() {
+        return 1;
+    }
+    let mut all: Vec<(String, f64)> = vec![(ruri, 1.0)];
+    all.extend(c.branches.drain(..).map(|(u, q)| {
+        let q = q_of(&q);
+        (u, q)
+    }));
+    // Stable: equal q keeps the order of appending.
+    all.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    let items = all
+        .into_iter()
+        .map(|(u, q)| {
+            vec![
+                ("uri".to_string(), Val::Str(u)),
+                ("q".to_string(), Val::Str(q.to_string())),
+            ]
+        })
+        .collect();
+    c.xavps.insert(CONTACTS_XAVP.to_string(), items);
+    1
+}
+
+/// t_next_contacts: the highest-q group left becomes the Request-URI and branches;
+/// -2 when none is left.
+fn next_contacts(c: &mut Ctx) -> i64 {
+    let Some(list) = c.xavps.get_mut(CONTACTS_XAVP) else {
+        return -2;
+    };
+    if list.is_empty() {
+        return -2;
+    }
+    let q = |item: &Vec<(String, Val)>| {
+        item.iter()
+            .find(|(k, _)| k == "q")
+            .and_then(|(_, v)| v.as_str().and_then(|s| s.parse::<f64>().ok()))
+            .unwrap_or(1.0)
+    };
+    let uri = |item: &Vec<(String, Val)>| {
+        item.iter()
+            .find(|(k, _)| k == "uri")
+            .and_then(|(_, v)| v.as_str().map(str::to_string))
+    };
+    let top = q(&list[0]);
+    let n = list.iter().take_while(|it| q(it) == top).count();
+    let group: Vec<Vec<(String, Val)>> = list.drain(..n).collect();
+    let mut uris = group.iter().filter_map(uri);
+    let Some(first) = uris.next() else { return -1 };
+    c.new_uri = Some(first);
+    c.dst_uri = None;
+    c.branches = uris.map(|u| (u, None)).collect();
+    1
 }
 
 fn with_txn<T>(c: &Ctx, f: impl FnOnce(&Txn) -> T) -> Option<T> {
@@ -1139,6 +1259,8 @@ pub fn exports() -> Vec<Export> {
                 -1
             })
         }),
+        export!("tm", "t_load_contacts", [], Int, |c, _| i(load_contacts(c))),
+        export!("tm", "t_next_contacts", [], Int, |c, _| i(next_contacts(c))),
         export!("tm", "t_drop_replies", [Str], Int, |c, _| {
             if let Some(txn) = c.txn.and_then(|id| c.env.tm.get(id)) {
                 let mut t = lock(&txn);
@@ -1185,4 +1307,271 @@ pub fn tmx_exports() -> Vec<Export> {
             )
         }),
     ]
+}
+
+/// The proxy transaction layer driven without sockets, on tokio's paused (virtual) clock:
+/// messages go in through the pipeline, what would be sent is recorded.
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use crate::engine::lua::Script;
+    use crate::engine::Routing;
+    use crate::kemi::{Env, RecvInfo};
+    use crate::net::Proto;
+    use crate::proxy::pipeline::Router;
+    use crate::testutil::{env, Recorder};
+
+    const CALLER: &str = "127.0.0.1:5070";
+
+    fn setup(script: &str) -> (Arc<Env>, Arc<Recorder>, Router) {
+        let (env, rec) = env(
+            &["udp:127.0.0.1:5060"],
+            &["sl", "tm", "tmx", "corex", "maxfwd"],
+            "[modparam.tm]\nfr_timer = 2000\nfr_inv_timer = 4000\n",
+        );
+        let path = std::env::temp_dir().join(format!("kemibox-tm-{}.lua", rand::random::<u64>()));
+        std::fs::write(&path, script).expect("script");
+        let _ = env.script.set((
+            rand::random(),
+            Routing::Lua(Script::read(&path).expect("read")),
+        ));
+        (env.clone(), rec, Router::new(env))
+    }
+
+    fn feed(router: &Router, from: &str, text: &str) {
+        let rcv = RecvInfo {
+            proto: Proto::Udp,
+            src: from.parse().expect("addr"),
+            local: "127.0.0.1:5060".parse().expect("addr"),
+            conn: None,
+        };
+        router.handle(Bytes::copy_from_slice(text.as_bytes()), rcv);
+    }
+
+    /// Lets the timer tasks that are due run.
+    async fn advance(ms: u64) {
+        for _ in 0..ms / 50 {
+            tokio::time::advance(Duration::from_millis(50)).await;
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn sent_to(rec: &Recorder, to: &str) -> Vec<String> {
+        let to: SocketAddr = to.parse().expect("addr");
+        rec.sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(d, _)| d.addr == to)
+            .map(|(_, b)| String::from_utf8_lossy(b).to_string())
+            .collect()
+    }
+
+    fn first_lines(v: &[String]) -> Vec<String> {
+        v.iter()
+            .map(|m| m.lines().next().unwrap_or("").to_string())
+            .collect()
+    }
+
+    fn invite(ruri: &str, tag: &str, extra: &str) -> String {
+        format!(
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{tag}\r\nMax-Forwards: 70\r\n\
+From: <sip:a@127.0.0.1>;tag={tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: {tag}@vc\r\nCSeq: 1 INVITE\r\n\
+{extra}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// A UAS answer to a request the proxy sent.
+    fn answer(req: &str, code: u16, reason: &str) -> String {
+        let mut r = format!("SIP/2.0 {code} {reason}\r\n");
+        for l in req.lines() {
+            if ["Via:", "From:", "Call-ID:", "CSeq:"]
+                .iter()
+                .any(|h| l.starts_with(h))
+            {
+                r.push_str(l);
+                r.push_str("\r\n");
+            } else if l.starts_with("To:") {
+                r.push_str(l);
+                r.push_str(";tag=uas\r\n");
+            }
+        }
+        r.push_str("Content-Length: 0\r\n\r\n");
+        r
+    }
+
+    const RELAY: &str = "function ksr_request_route()\n\
+        if KSR.tm.t_check_trans() == 0 then KSR.x.exit() end\n\
+        local b = KSR.pv.get('$hdr(X-Branch)')\n\
+        if b ~= nil then KSR.corex.append_branch_uri(b) end\n\
+        KSR.tm.t_on_failure('failed')\n\
+        if KSR.tm.t_relay() < 0 then KSR.sl.sl_reply_error() end\n\
+        end\n\
+        function failed()\n\
+        if KSR.tm.t_branch_timeout() > 0 then KSR.tm.t_reply(480, 'Nobody Home') end\n\
+        end\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn retransmits_then_times_out_into_the_failure_route() {
+        let (_env, rec, router) = setup(RELAY);
+        feed(&router, CALLER, &invite("sip:b@127.0.0.1:5080", "t1", ""));
+        assert_eq!(
+            first_lines(&sent_to(&rec, CALLER)),
+            vec!["SIP/2.0 100 trying -- your call is important to us"]
+        );
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 1);
+        advance(600).await; // T1 = 500 ms
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 2);
+        advance(1000).await; // then 1 s later
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 3);
+        // A retransmitted INVITE from the caller is absorbed and the 100 sent again.
+        feed(&router, CALLER, &invite("sip:b@127.0.0.1:5080", "t1", ""));
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 3);
+        assert_eq!(sent_to(&rec, CALLER).len(), 2);
+        advance(600).await; // fr_timer = 2 s: the failure route answers
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 480 Nobody Home"),
+            "{up:?}"
+        );
+        // Over UDP the 480 is retransmitted until the caller's ACK.
+        advance(600).await;
+        assert_eq!(
+            first_lines(&sent_to(&rec, CALLER))
+                .iter()
+                .filter(|l| l.contains("480"))
+                .count(),
+            2
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_race_and_a_late_200() {
+        let (_env, rec, router) = setup(RELAY);
+        let inv = invite("sip:b@127.0.0.1:5080", "c1", "");
+        feed(&router, CALLER, &inv);
+        let fwd = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        feed(&router, "127.0.0.1:5080", &answer(&fwd, 180, "Ringing"));
+        let cancel = inv
+            .replacen("INVITE sip:", "CANCEL sip:", 1)
+            .replace("1 INVITE", "1 CANCEL");
+        feed(&router, CALLER, &cancel);
+        let down = first_lines(&sent_to(&rec, "127.0.0.1:5080"));
+        assert_eq!(
+            down.last().map(String::as_str),
+            Some("CANCEL sip:b@127.0.0.1:5080 SIP/2.0")
+        );
+        // The callee answered before it saw the CANCEL: its 200 still goes to the caller.
+        feed(&router, "127.0.0.1:5080", &answer(&fwd, 200, "OK"));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert!(up.contains(&"SIP/2.0 200 canceling".to_string()), "{up:?}");
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 200 OK"),
+            "{up:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forked_responses_pick_the_best_and_ack_each_branch() {
+        let (_env, rec, router) = setup(RELAY);
+        feed(
+            &router,
+            CALLER,
+            &invite(
+                "sip:b@127.0.0.1:5080",
+                "f1",
+                "X-Branch: sip:b@127.0.0.1:5090\r\n",
+            ),
+        );
+        let b1 = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        let b2 = sent_to(&rec, "127.0.0.1:5090")[0].clone();
+        feed(&router, "127.0.0.1:5080", &answer(&b1, 486, "Busy Here"));
+        // Nothing goes upstream while a branch is pending.
+        assert_eq!(sent_to(&rec, CALLER).len(), 1);
+        feed(&router, "127.0.0.1:5090", &answer(&b2, 603, "Decline"));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 603 Decline"),
+            "6xx beats 4xx: {up:?}"
+        );
+        for uas in ["127.0.0.1:5080", "127.0.0.1:5090"] {
+            let l = first_lines(&sent_to(&rec, uas));
+            assert!(
+                l.last().is_some_and(|x| x.starts_with("ACK ")),
+                "{uas}: {l:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_2xx_on_one_branch_cancels_the_others() {
+        let (_env, rec, router) = setup(RELAY);
+        feed(
+            &router,
+            CALLER,
+            &invite(
+                "sip:b@127.0.0.1:5080",
+                "w1",
+                "X-Branch: sip:b@127.0.0.1:5090\r\n",
+            ),
+        );
+        let b1 = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        let b2 = sent_to(&rec, "127.0.0.1:5090")[0].clone();
+        feed(&router, "127.0.0.1:5090", &answer(&b2, 180, "Ringing"));
+        feed(&router, "127.0.0.1:5080", &answer(&b1, 200, "OK"));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(up.last().map(String::as_str), Some("SIP/2.0 200 OK"));
+        let l = first_lines(&sent_to(&rec, "127.0.0.1:5090"));
+        assert_eq!(
+            l.last().map(String::as_str),
+            Some("CANCEL sip:b@127.0.0.1:5090 SIP/2.0"),
+            "{l:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn serial_forking_by_q_with_t_next_contacts() {
+        let script = "function ksr_request_route()\n\
+            if KSR.tm.t_check_trans() == 0 then KSR.x.exit() end\n\
+            KSR.corex.append_branch_uri_q('sip:b@127.0.0.1:5090', '0.5')\n\
+            KSR.tm.t_load_contacts()\n\
+            KSR.tm.t_next_contacts()\n\
+            KSR.tm.t_on_failure('next')\n\
+            KSR.tm.t_relay()\n\
+            end\n\
+            function next()\n\
+            if KSR.tm.t_next_contacts() > 0 then KSR.tm.t_on_failure('next'); KSR.tm.t_relay() end\n\
+            end\n";
+        let (_env, rec, router) = setup(script);
+        feed(&router, CALLER, &invite("sip:b@127.0.0.1:5080", "q1", ""));
+        // Only the q=1.0 target first.
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 1);
+        assert!(sent_to(&rec, "127.0.0.1:5090").is_empty());
+        let b1 = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        feed(&router, "127.0.0.1:5080", &answer(&b1, 486, "Busy Here"));
+        let b2 = sent_to(&rec, "127.0.0.1:5090");
+        assert_eq!(
+            first_lines(&b2),
+            vec!["INVITE sip:b@127.0.0.1:5090 SIP/2.0"]
+        );
+        feed(&router, "127.0.0.1:5090", &answer(&b2[0], 200, "OK"));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 200 OK"),
+            "{up:?}"
+        );
+        assert!(
+            !up.iter().any(|l| l.contains("486")),
+            "the first leg's 486 never went upstream: {up:?}"
+        );
+    }
 }

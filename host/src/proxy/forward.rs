@@ -5,13 +5,13 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use crate::kemi::Ctx;
-use crate::net::{Dest, Proto, SendError};
+use crate::net::{Dest, Listener, Proto, SendError};
 use crate::sip::hdr::split_list;
 use crate::sip::uri::Scheme;
 use crate::sip::{HdrName, Message, Uri};
 use crate::stats::Stats;
 
-use super::via::{is_loop, stateless_branch, top_via_fixup};
+use super::via::{is_loop, stateless_branch, top_via_fixup, FixupPlace};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum FwdError {
@@ -63,7 +63,7 @@ pub fn forward_request(ctx: &mut Ctx, uri: Option<&str>) -> Result<(), FwdError>
     if is_loop(ctx, &branch) {
         return Err(FwdError::Loop);
     }
-    let data = build_forwarded(ctx, proto, &listener.host_port(), &branch);
+    let data = build_forwarded(ctx, &listener, &branch);
     let dest = Dest {
         proto,
         addr,
@@ -87,16 +87,17 @@ pub fn forward_request(ctx: &mut Ctx, uri: Option<&str>) -> Result<(), FwdError>
     }
 }
 
-/// The request as it leaves: script lumps, received/rport on the old top Via, our Via on
-/// top, the rewritten Request-URI.
-pub fn build_forwarded(
-    ctx: &Ctx,
-    proto: Proto,
-    host_port: &(String, u16),
-    branch: &str,
-) -> Vec<u8> {
+/// The request as it leaves from listener `out`: script lumps, the Record-Route headers
+/// `rr.record_route` asked for (first in the header block), received/rport on the old top
+/// Via, our Via on top, the rewritten Request-URI.
+pub fn build_forwarded(ctx: &Ctx, out: &Listener, branch: &str) -> Vec<u8> {
+    let proto = out.proto;
+    let host_port = out.host_port();
     let mut lumps = ctx.lumps.clone();
-    if let Some((span, text)) = top_via_fixup(ctx) {
+    if let Some(rr) = &ctx.rr {
+        crate::modules::rr::insert_record_route(ctx, rr, out, &mut lumps);
+    }
+    if let Some((span, text)) = top_via_fixup(ctx, FixupPlace::Forward) {
         lumps.replace(span, Bytes::from(text));
     }
     let at = ctx

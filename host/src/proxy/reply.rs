@@ -11,7 +11,7 @@ use crate::sip::hdr::{parse_name_addr, split_list};
 use crate::sip::{HdrName, Method};
 use crate::stats::Stats;
 
-use super::via::top_via_fixup;
+use super::via::{top_via_fixup, FixupPlace};
 
 /// The To-tag of stateless replies: a per-process prefix and a hash of the top Via and
 /// Call-ID, so a retransmitted request gets the same tag (and its ACK can be matched).
@@ -33,7 +33,7 @@ pub fn build_reply(ctx: &Ctx, code: u16, reason: &str) -> Vec<u8> {
     let msg = &ctx.msg;
     let mut out = String::with_capacity(512);
     let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
-    let via_fix = top_via_fixup(ctx);
+    let via_fix = top_via_fixup(ctx, FixupPlace::Reply);
     let mut first_via = true;
     for h in &msg.headers {
         match h.name {

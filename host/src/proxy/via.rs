@@ -8,16 +8,28 @@ use crate::kemi::Ctx;
 use crate::sip::hdr::{self, Via};
 use crate::sip::Span;
 
-/// The text that replaces the top Via value, when `received`/`rport` must be added.
-pub fn top_via_fixup(ctx: &Ctx) -> Option<(Span, String)> {
+/// Where `received`/`rport` go in the top Via, as Kamailio writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FixupPlace {
+    /// A locally generated reply: after the `branch` parameter (or at the end).
+    Reply,
+    /// A forwarded request: right after the sent-by.
+    Forward,
+}
+
+/// The text that replaces the top Via value, when `received`/`rport` must be added:
+/// `rport` when the client asked for it (RFC 3581) or `force_rport` is set; `received`
+/// when the sent-by host is not the source address or the client asked for rport.
+pub fn top_via_fixup(ctx: &Ctx, place: FixupPlace) -> Option<(Span, String)> {
     let (span, via) = ctx.msg.top_via()?;
     let src_ip = ctx.rcv.src.ip();
     let host_is_src = match via.host_bare().parse::<IpAddr>() {
         Ok(ip) => ip == src_ip,
         Err(_) => false,
     };
-    let want_rport = via.rport().is_some() || ctx.force_rport;
-    let want_received = want_rport || via.received().is_some() || !host_is_src;
+    let asked_rport = via.rport().is_some();
+    let want_rport = asked_rport || ctx.force_rport;
+    let want_received = asked_rport || via.received().is_some() || !host_is_src;
     if !want_rport && !want_received {
         return None;
     }
@@ -28,13 +40,33 @@ pub fn top_via_fixup(ctx: &Ctx) -> Option<(Span, String)> {
             &via,
             want_rport.then_some(ctx.rcv.src.port()),
             want_received.then_some(src_ip),
+            place,
         ),
     ))
 }
 
-fn rebuild(text: &str, via: &Via<'_>, rport: Option<u16>, received: Option<IpAddr>) -> String {
+fn rebuild(
+    text: &str,
+    via: &Via<'_>,
+    rport: Option<u16>,
+    received: Option<IpAddr>,
+    place: FixupPlace,
+) -> String {
+    let ours = |out: &mut String| {
+        if let Some(ip) = received {
+            out.push_str(&format!(";received={ip}"));
+        }
+        if let Some(p) = rport {
+            out.push_str(&format!(";rport={p}"));
+        }
+    };
     let mut out = String::with_capacity(text.len() + 40);
     out.push_str(&text[..via.sent_by_end]);
+    let mut placed = false;
+    if place == FixupPlace::Forward {
+        ours(&mut out);
+        placed = true;
+    }
     for (name, value) in via.params.iter() {
         if name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received") {
             continue;
@@ -45,12 +77,24 @@ fn rebuild(text: &str, via: &Via<'_>, rport: Option<u16>, received: Option<IpAdd
             out.push('=');
             out.push_str(v);
         }
+        if !placed && name.eq_ignore_ascii_case("branch") {
+            // Kamailio puts rport before received in replies.
+            if let Some(p) = rport {
+                out.push_str(&format!(";rport={p}"));
+            }
+            if let Some(ip) = received {
+                out.push_str(&format!(";received={ip}"));
+            }
+            placed = true;
+        }
     }
-    if let Some(p) = rport {
-        out.push_str(&format!(";rport={p}"));
-    }
-    if let Some(ip) = received {
-        out.push_str(&format!(";received={ip}"));
+    if !placed {
+        if let Some(p) = rport {
+            out.push_str(&format!(";rport={p}"));
+        }
+        if let Some(ip) = received {
+            out.push_str(&format!(";received={ip}"));
+        }
     }
     out
 }

@@ -42,6 +42,22 @@ impl Lumps {
         });
     }
 
+    /// The current point in the edit sequence, for [`Lumps::insert_at_mark`].
+    pub fn mark(&self) -> u32 {
+        self.seq
+    }
+
+    /// Inserts `data` at `at` as if it had been inserted when `mark` was taken: it comes
+    /// after the inserts at that offset made before the mark and before those made after
+    /// it (a Record-Route rendered at send time keeps its place among the script's edits).
+    pub fn insert_at_mark(&mut self, at: usize, mark: u32, data: impl Into<Bytes>) {
+        self.items.push(Lump::Insert {
+            at: at as u32,
+            seq: mark,
+            data: data.into(),
+        });
+    }
+
     pub fn delete(&mut self, span: Span) {
         self.seq += 1;
         self.items.push(Lump::Delete {
@@ -146,6 +162,21 @@ mod tests {
         l.insert(5, Bytes::from_static(b"body+"));
         l.delete(Span::new(4, 7));
         assert_eq!(l.delta_from(5), 5 - 2);
+    }
+
+    #[test]
+    fn insert_at_mark_keeps_creation_order() {
+        let mut l = Lumps::default();
+        l.insert(1, Bytes::from_static(b"a"));
+        let m = l.mark();
+        l.insert(1, Bytes::from_static(b"c"));
+        l.insert_at_mark(1, m, Bytes::from_static(b"b"));
+        assert_eq!(l.apply(b"01"), b"0abc1");
+        let mut l = Lumps::default();
+        let m = l.mark();
+        l.insert(0, Bytes::from_static(b"y"));
+        l.insert_at_mark(0, m, Bytes::from_static(b"x"));
+        assert_eq!(l.apply(b"0"), b"xy0");
     }
 
     #[test]

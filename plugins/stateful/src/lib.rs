@@ -1,10 +1,12 @@
 //! A transaction-stateful proxy: a Rust port of `examples/stateful.lua`. Retransmissions
 //! absorbed, CANCEL matched to its INVITE, and serial forking in the failure route
-//! `ksr_failure_manage` to the URI named in an `X-Fallback` header.
+//! `ksr_failure_manage` to the URI named in an `X-Fallback` header; the branch route
+//! `ksr_branch_mark` adds `X-Branch: wasm` to every branch.
 
 use kemibox_guest::{ksr, Plugin, Route};
 
 const FAILURE: &str = "ksr_failure_manage";
+const BRANCH: &str = "ksr_branch_mark";
 
 struct Stateful;
 
@@ -26,6 +28,7 @@ impl Plugin for Stateful {
         }
         if ksr::is_method("INVITE")? {
             ksr::tm::t_on_failure(FAILURE)?;
+            ksr::tm::t_on_branch(BRANCH)?;
         }
         if ksr::tm::t_relay()? < 0 {
             ksr::sl::sl_reply_error()?;
@@ -34,7 +37,12 @@ impl Plugin for Stateful {
     }
 
     fn route(name: &str) -> Option<Route> {
-        (name == FAILURE).then(failure_manage)
+        match name {
+            FAILURE => Some(failure_manage()),
+            // Branch routes run nested in t_relay (on a fresh instance of the plugin).
+            BRANCH => Some(ksr::hdr::append("X-Branch: wasm\r\n").map(|_| ())),
+            _ => None,
+        }
     }
 }
 

@@ -89,13 +89,33 @@ pub struct LuaEngine {
     /// `$var(..)` values live as long as the worker, as in Kamailio.
     vars: HashMap<String, Val>,
     routes: HashMap<String, Option<Function>>,
+    /// `__kemibox_run`: calls a route under `xpcall`, telling exit from errors.
+    runner: Function,
 }
 
 impl LuaEngine {
     pub fn new(script: &Script, env: &Arc<Env>) -> Result<LuaEngine, LuaError> {
-        let lua = Lua::new();
+        // The standard libraries app_lua gives Kamailio scripts, `debug` included (for
+        // tracebacks; scripts use debug.sethook). This engine runs the operator's own
+        // trusted script; tenants' code is sandboxed by the wasm engine instead.
+        // SAFETY: the debug library can break Lua's invariants only through script
+        // code, which is trusted here; no C modules are loaded.
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                mlua::StdLib::ALL_SAFE | mlua::StdLib::DEBUG,
+                mlua::LuaOptions::default(),
+            )
+        };
         let slot: Slot = Rc::new(RefCell::new(None));
         build_ksr(&lua, env, &slot).map_err(|e| LuaError::Load(e.to_string()))?;
+        lua.load(EXIT_PRELUDE)
+            .set_name("=kemibox")
+            .exec()
+            .map_err(|e| LuaError::Load(e.to_string()))?;
+        let runner: Function = lua
+            .globals()
+            .get("__kemibox_run")
+            .map_err(|e| LuaError::Load(e.to_string()))?;
         let name = format!("@{}", script.path.display());
         lua.load(&*script.source)
             .set_name(name)
@@ -118,6 +138,7 @@ impl LuaEngine {
             slot,
             vars: HashMap::new(),
             routes: HashMap::new(),
+            runner,
         })
     }
 
@@ -148,15 +169,40 @@ impl LuaEngine {
         };
         std::mem::swap(&mut ctx.vars, &mut self.vars);
         *self.slot.borrow_mut() = Some(ctx);
-        let r = f.call::<()>(());
+        ACTIVE.with(|a| a.borrow_mut().push((self.lua.clone(), self.slot.clone())));
+        let r = self.runner.call::<(bool, Option<String>)>(f);
+        ACTIVE.with(|a| a.borrow_mut().pop());
         let mut ctx = self.slot.borrow_mut().take()?;
         std::mem::swap(&mut ctx.vars, &mut self.vars);
-        let outcome = match r {
-            Ok(()) => Outcome::Done,
-            Err(e) if is_exit(&e) => Outcome::Done,
-            Err(e) => Outcome::Error(e.to_string()),
-        };
-        Some((ctx, outcome))
+        Some((ctx, outcome_of(r)))
+    }
+}
+
+/// `KSR.x.exit`/`KSR.x.drop` raise a private table as the error value, with no position
+/// and no traceback, and routes run under `xpcall` with `debug.traceback` as handler: an
+/// exit costs a table comparison, while a real error keeps its file:line and stack. (An
+/// exit that crossed into Rust would make mlua build a traceback on every request.) A
+/// script's own `pcall` still catches an exit, as in Kamailio.
+const EXIT_PRELUDE: &str = r#"
+local exit = setmetatable({}, { __tostring = function() return "~~ksr~exit~~" end })
+local set_drop = KSR.set_drop
+local traceback = debug.traceback
+local xpcall, tostring, error = xpcall, tostring, error
+KSR.x.exit = function() error(exit, 0) end
+KSR.x.drop = function() set_drop(); error(exit, 0) end
+__kemibox_run = function(f)
+    local ok, err = xpcall(f, traceback)
+    if ok or err == exit then return true end
+    return false, tostring(err)
+end
+"#;
+
+fn outcome_of(r: mlua::Result<(bool, Option<String>)>) -> Outcome {
+    match r {
+        Ok((true, _)) => Outcome::Done,
+        Ok((false, e)) => Outcome::Error(e.unwrap_or_else(|| "unknown error".into())),
+        Err(e) if is_exit(&e) => Outcome::Done,
+        Err(e) => Outcome::Error(e.to_string()),
     }
 }
 
@@ -212,16 +258,17 @@ fn build_ksr(lua: &Lua, env: &Arc<Env>, slot: &Slot) -> mlua::Result<()> {
                 .zip(args.iter())
                 .map(|(t, v)| to_param(v, *t))
                 .collect();
-            let result = {
-                let mut guard = slot2.borrow_mut();
-                let Some(ctx) = guard.as_mut() else {
-                    return Err(mlua::Error::RuntimeError(format!(
-                        "{} called outside a route",
-                        full_name(export)
-                    )));
-                };
-                env2.registry.call(idx, ctx, &vals)
+            // The context leaves the slot during the call, so a function that runs a route
+            // of its own (t_relay running a branch route) can put another context there.
+            let taken = slot2.borrow_mut().take();
+            let Some(mut ctx) = taken else {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "{} called outside a route",
+                    full_name(export)
+                )));
             };
+            let result = env2.registry.call(idx, &mut ctx, &vals);
+            *slot2.borrow_mut() = Some(ctx);
             match result {
                 Ok(v) => match (ret, v) {
                     (RType::None, _) if params.is_empty() => Ok(Value::Boolean(false)),
@@ -270,6 +317,24 @@ fn build_ksr(lua: &Lua, env: &Arc<Env>, slot: &Slot) -> mlua::Result<()> {
 
 thread_local! {
     static WORKER: RefCell<Option<(u64, LuaEngine)>> = const { RefCell::new(None) };
+    /// The Lua states running a route on this thread (innermost last), for routes that a
+    /// KEMI function runs while the script is still inside it (tm branch routes).
+    static ACTIVE: RefCell<Vec<(Lua, Slot)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs route `name` on `ctx` in the Lua state that is currently executing a KEMI call on
+/// this thread (Kamailio runs a branch route from inside `t_relay`). `None` when no route
+/// is running here.
+pub fn run_nested(ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
+    let (lua, slot) = ACTIVE.with(|a| a.borrow().last().cloned())?;
+    let Some(f) = lua.globals().get::<Option<Function>>(name).ok().flatten() else {
+        return Some((ctx, Outcome::Missing));
+    };
+    let runner: Function = lua.globals().get("__kemibox_run").ok()?;
+    let outer = slot.borrow_mut().replace(ctx);
+    let r = runner.call::<(bool, Option<String>)>(f);
+    let ctx = std::mem::replace(&mut *slot.borrow_mut(), outer)?;
+    Some((ctx, outcome_of(r)))
 }
 
 /// Runs `f` with this worker thread's engine for script generation `generation`,
@@ -385,6 +450,7 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
             ),
             pike: Arc::new(crate::modules::pike::Pike::from_config(&cfg_for_tm)),
             acc: Arc::new(crate::modules::acc::Acc::from_config(&cfg_for_tm).expect("acc")),
+            permissions: Arc::new(crate::modules::permissions::Permissions::default()),
             subscribers: Arc::new(
                 crate::modules::auth_db::Subscribers::from_config(&cfg_for_tm).expect("no db"),
             ),

@@ -311,9 +311,10 @@ impl Plugin {
         })
     }
 
-    /// `isolation = "per-message"`: a fresh store and instance (with `init`) for this
-    /// message only; nothing survives it, `$var(..)` included.
-    fn run_isolated(&self, env: &Arc<Env>, ctx: Ctx, name: &str) -> (Ctx, Outcome) {
+    /// `isolation = "per-message"` (and nested routes, e.g. tm branch routes run from
+    /// inside `t_relay`): a fresh store and instance (with `init`) for this call only;
+    /// nothing survives it, `$var(..)` included.
+    pub fn run_isolated(&self, env: &Arc<Env>, ctx: Ctx, name: &str) -> (Ctx, Outcome) {
         let mut warm = match self.instantiate(env) {
             Ok(w) => w,
             Err(e) => {

@@ -104,6 +104,7 @@ fn env() -> (Arc<Env>, Arc<Recorder>) {
         subscribers: Arc::new(
             crate::modules::auth_db::Subscribers::from_config(&cfg2).expect("no db"),
         ),
+        permissions: Arc::new(crate::modules::permissions::Permissions::default()),
         script: std::sync::OnceLock::new(),
     });
     (env, rec)
