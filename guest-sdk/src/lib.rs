@@ -106,9 +106,10 @@ pub trait Plugin {
     }
 }
 
-/// Exports a type implementing [`Plugin`] as the component's routes.
+/// Exports a type implementing [`Plugin`] as the component's routes (it only builds for
+/// a wasm32 target, hence a text example; `plugins/forward` is a complete one):
 ///
-/// ```ignore
+/// ```text
 /// kemibox_guest::plugin!(MyPlugin);
 /// ```
 #[macro_export]
