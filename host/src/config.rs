@@ -169,6 +169,25 @@ pub struct Routing {
     /// Limits of each route call of a plugin (engine `"wasm"`).
     #[serde(default)]
     pub limits: RoutingLimits,
+    /// The reply to a request whose route failed (a Lua error, a plugin's trap, deadline
+    /// or limit hit): `"CODE Reason"`, 300..=699; default `"500 Server Internal Error"`.
+    #[serde(default)]
+    pub error_reply: Option<Spanned<String>>,
+}
+
+/// Parses `"CODE Reason phrase"` with a final code 300..=699.
+pub fn parse_error_reply(s: &str) -> Result<(u16, String), String> {
+    let (code, reason) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
+    let code: u16 = code
+        .parse()
+        .ok()
+        .filter(|c| (300..=699).contains(c))
+        .ok_or_else(|| format!("`{s}`: must start with a status code 300..=699"))?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().any(|c| c.is_control()) {
+        return Err(format!("`{s}`: needs a reason phrase on one line"));
+    }
+    Ok((code, reason.to_string()))
 }
 
 /// `[routing.limits]`: what one route call of a wasm plugin may use.
@@ -386,6 +405,10 @@ impl Config {
                 ))
             }
         }
+        if let Some(r) = &cfg.routing.error_reply {
+            parse_error_reply(r.get_ref())
+                .map_err(|m| at(r.span().start, format!("routing.error_reply: {m}")))?;
+        }
         for (module, params) in &cfg.modparam {
             let known = crate::modules::modparams_of(module).ok_or_else(|| {
                 let off = params.values().next().map(|v| v.span().start).unwrap_or(0);
@@ -441,6 +464,15 @@ impl Config {
     }
 
     /// The limits of `[routing.limits]`, with their defaults.
+    /// The reply to a request whose route failed (`routing.error_reply`).
+    pub fn error_reply(&self) -> (u16, String) {
+        self.routing
+            .error_reply
+            .as_ref()
+            .and_then(|r| parse_error_reply(r.get_ref()).ok())
+            .unwrap_or((500, "Server Internal Error".into()))
+    }
+
     pub fn wasm_limits(&self) -> crate::engine::wasm::Limits {
         let l = &self.routing.limits;
         let d = crate::engine::wasm::Limits::default();
