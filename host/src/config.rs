@@ -47,6 +47,9 @@ pub struct Config {
     pub listen: Vec<ListenSpec>,
     #[serde(skip)]
     pub egress: Option<Vec<IpNet>>,
+    /// `kemibox check`: validate only; stores that would be written are not created.
+    #[serde(skip)]
+    pub check_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -464,6 +467,23 @@ impl Config {
     }
 
     /// The limits of `[routing.limits]`, with their defaults.
+    /// The SQLite file of `[modparam.<module>] db_url` (`sqlite://PATH`, relative to the
+    /// config file's folder); `None` when no db_url is set.
+    pub fn sqlite_path(&self, module: &str) -> Result<Option<PathBuf>, String> {
+        let url = self.modparam_str(module, "db_url", "");
+        if url.is_empty() {
+            return Ok(None);
+        }
+        let p = url
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| format!("{module}: bad db_url `{url}` (sqlite://PATH)"))?;
+        Ok(Some(if p.starts_with('/') {
+            p.into()
+        } else {
+            self.base_dir.join(p)
+        }))
+    }
+
     /// The reply to a request whose route failed (`routing.error_reply`).
     pub fn error_reply(&self) -> (u16, String) {
         self.routing

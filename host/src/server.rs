@@ -103,7 +103,8 @@ fn load_routing(env: &Arc<Env>) -> Result<(), StartError> {
 }
 
 /// Validates a config fully without opening sockets: registry and script.
-pub fn check(cfg: Config) -> Result<(), StartError> {
+pub fn check(mut cfg: Config) -> Result<(), StartError> {
+    cfg.check_only = true;
     let listeners: Vec<Listener> = cfg
         .listen
         .iter()
