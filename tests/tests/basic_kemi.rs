@@ -818,10 +818,72 @@ impl Run {
     }
 }
 
-#[test]
-fn the_basic_script_answers_like_kamailio() {
+/// Which kemibox engine runs the basic routing logic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    /// Kamailio's Lua script, unmodified, on mlua.
+    Lua,
+    /// `plugins/basic` (the Rust port) on the wasm engine.
+    Wasm,
+}
+
+/// The kemibox config of the scenario for `engine`: the example as it is, or with
+/// `[routing]` switched to the `basic` plugin (the rest, modules and modparams, the same).
+fn engine_config(engine: Engine, port: u16, db: &Path) -> String {
+    let cfg = kemibox_config(port, db);
+    match engine {
+        Engine::Lua => cfg,
+        Engine::Wasm => {
+            let plugin = wasm_plugin("basic");
+            assert!(
+                plugin.is_file(),
+                "{} was not built (plugins/basic)",
+                plugin.display()
+            );
+            let mut out = String::new();
+            for line in cfg.lines() {
+                if line.starts_with("engine = ") {
+                    out.push_str("engine = \"wasm\"");
+                } else if line.starts_with("script = ") {
+                    out.push_str(&format!("plugin = \"{}\"", plugin.display()));
+                } else {
+                    out.push_str(line);
+                }
+                out.push('\n');
+            }
+            assert!(out.contains("engine = \"wasm\"") && out.contains("plugin = "));
+            out
+        }
+    }
+}
+
+/// Checks the wasm run had no trap, limit hit or refused KEMI call: an error in the
+/// plugin would otherwise only show as a missing answer.
+fn assert_plugin_clean(engine: Engine, kb: &Kemibox) {
+    if engine != Engine::Wasm {
+        return;
+    }
+    let log = kb.log_text();
+    for m in [
+        "wasm_traps",
+        "wasm_deadlines",
+        "wasm_memory_limits",
+        "wasm_host_call_limits",
+    ] {
+        assert_eq!(kb.metric(m), 0, "{m}\n{log}");
+    }
+    assert!(!log.contains("plugin route failed"), "{log}");
+}
+
+/// Plays the scenario against Kamailio with the script, then against kemibox on
+/// `engine`, and asserts every step looks the same (and acc logged what Kamailio's
+/// would).
+fn answers_like_kamailio(engine: Engine) {
     let script = script_path();
-    let dir = scratch_dir("basic");
+    let dir = scratch_dir(match engine {
+        Engine::Lua => "basic",
+        Engine::Wasm => "basic-wasm",
+    });
     let db = create_db(&dir);
 
     let kport = free_port();
@@ -845,7 +907,7 @@ fn the_basic_script_answers_like_kamailio() {
 
     let bport = free_port();
     std::fs::create_dir_all(dir.join("kemibox")).expect("dir");
-    let kb = Kemibox::start_in(dir.join("kemibox"), &kemibox_config(bport, &db), "");
+    let kb = Kemibox::start_in(dir.join("kemibox"), &engine_config(engine, bport, &db), "");
     let mut b = Run::new(format!("127.0.0.1:{bport}").parse().expect("addr"));
     scenario(&mut b);
 
@@ -858,7 +920,10 @@ fn the_basic_script_answers_like_kamailio() {
             .unwrap_or(("(missing)", ""));
         println!("{step}:\n  kamailio: {kw}");
         if bw.0 != step || bw.1 != kw {
-            diffs.push(format!("{step}:\n  kamailio: {kw}\n  kemibox:  {}", bw.1));
+            diffs.push(format!(
+                "{step}:\n  kamailio: {kw}\n  kemibox ({engine:?}):  {}",
+                bw.1
+            ));
         }
     }
     assert_eq!(k.log.len(), b.log.len(), "different number of steps");
@@ -879,6 +944,19 @@ fn the_basic_script_answers_like_kamailio() {
         diffs.len(),
         diffs.join("\n")
     );
+    assert_plugin_clean(engine, &kb);
+}
+
+#[test]
+fn the_basic_script_answers_like_kamailio() {
+    answers_like_kamailio(Engine::Lua);
+}
+
+/// The same scenario, compared with the same Kamailio run, on `plugins/basic` (the Rust
+/// port of the script) on the wasm engine.
+#[test]
+fn the_basic_plugin_answers_like_kamailio() {
+    answers_like_kamailio(Engine::Wasm);
 }
 
 /// sipp, a real SIP client, registers through the unmodified basic script: challenged
