@@ -1026,3 +1026,99 @@ fn sipp_registers_with_digest_auth_through_the_basic_script() {
         "Expires 7200 capped at max_expires 3600: {left}"
     );
 }
+
+/// sipp calls through the basic routing logic on `engine`: the callee (a sipp UAS)
+/// registers as alice with digest auth, then a foreign caller makes CALLS calls to
+/// alice at the proxy: lookup, Record-Route, and ACK and BYE loose-routed to the UAS.
+fn sipp_calls_a_registered_user(engine: Engine) {
+    const CALLS: u64 = 10;
+    let dir = scratch_dir(match engine {
+        Engine::Lua => "basic-calls",
+        Engine::Wasm => "basic-calls-wasm",
+    });
+    let db = create_db(&dir);
+    let p = free_port();
+    std::fs::create_dir_all(dir.join("kemibox")).expect("dir");
+    let kb = Kemibox::start_in(dir.join("kemibox"), &engine_config(engine, p, &db), "");
+    let proxy = format!("127.0.0.1:{p}");
+    let sipp_out = |out: &std::process::Output| {
+        format!(
+            "{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            kb.log_text()
+        )
+    };
+
+    // The UAS's address becomes alice's contact.
+    let u = free_port();
+    let out = run_bounded(
+        std::process::Command::new("sipp")
+            .arg("-sf")
+            .arg(repo_root().join("tests/sipp/register-auth.xml"))
+            .args(["-s", "alice", "-au", "alice", "-ap", "alice123", "-m", "1"])
+            .args(["-nostdin", "-timeout", "10", "-timeout_error"])
+            .args(["-i", "127.0.0.1", "-p", &u.to_string(), &proxy])
+            .current_dir(&dir),
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        sipp_counts(&String::from_utf8_lossy(&out.stdout)),
+        (1, 0),
+        "registration: {}",
+        sipp_out(&out)
+    );
+
+    let _uas = Bg(std::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo_root().join("tests/sipp/uas-rr.xml"))
+        .args(["-nostdin", "-i", "127.0.0.1", "-p", &u.to_string()])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sipp UAS (install sip-tester)"));
+    std::thread::sleep(Duration::from_millis(300));
+
+    let c = free_port();
+    let out = run_bounded(
+        std::process::Command::new("sipp")
+            .arg("-sf")
+            .arg(repo_root().join("tests/sipp/uac-routed.xml"))
+            .args(["-s", "alice", "-m", &CALLS.to_string(), "-r", "10"])
+            .args(["-nostdin", "-timeout", "30", "-timeout_error"])
+            .args(["-i", "127.0.0.1", "-p", &c.to_string(), &proxy])
+            .current_dir(&dir),
+        Duration::from_secs(45),
+    );
+    let (ok, failed) = sipp_counts(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success() && ok == CALLS && failed == 0,
+        "{ok} ok, {failed} failed\n{}",
+        sipp_out(&out)
+    );
+    // acc on the script's flags: every INVITE and every BYE answered.
+    let log = kb.log_text();
+    for method in ["INVITE", "BYE"] {
+        let n = log
+            .lines()
+            .filter(|l| {
+                l.contains("ACC: transaction answered")
+                    && l.contains(&format!("method={method}"))
+                    && l.contains("code=200")
+            })
+            .count() as u64;
+        assert_eq!(n, CALLS, "{method} accounted\n{log}");
+    }
+    assert_plugin_clean(engine, &kb);
+}
+
+#[test]
+fn sipp_calls_a_registered_user_through_the_basic_script() {
+    sipp_calls_a_registered_user(Engine::Lua);
+}
+
+#[test]
+fn sipp_calls_a_registered_user_through_the_basic_plugin() {
+    sipp_calls_a_registered_user(Engine::Wasm);
+}
