@@ -40,29 +40,37 @@ const FAILURE_ROUTE: &str = "ksr_failure_manage";
 /// Substrings of a User-Agent that mark a scanner; such requests get a fake 200.
 const SCANNERS: [&str; 4] = ["friendly", "scanner", "sipcli", "sipvicious"];
 
-/// Which optional modules this instance can use. The loaded set is fixed for the life
-/// of an instance, so it is asked once (four host calls) and kept.
+/// The optional modules the script tests for (`if KSR.<module> then`).
 #[derive(Clone, Copy)]
-struct Loaded {
-    auth: bool,
-    permissions: bool,
-    nathelper: bool,
-    rtpproxy: bool,
+enum Optional {
+    Auth,
+    Permissions,
+    Nathelper,
+    Rtpproxy,
+}
+
+impl Optional {
+    fn name(self) -> &'static str {
+        match self {
+            Optional::Auth => "auth",
+            Optional::Permissions => "permissions",
+            Optional::Nathelper => "nathelper",
+            Optional::Rtpproxy => "rtpproxy",
+        }
+    }
 }
 
 thread_local! {
-    static LOADED: OnceCell<Loaded> = const { OnceCell::new() };
+    /// Whether each optional module is loaded, asked once per instance (the loaded set
+    /// is fixed for the life of an instance) and only when a route needs it.
+    static LOADED: [OnceCell<bool>; 4] = const {
+        [OnceCell::new(), OnceCell::new(), OnceCell::new(), OnceCell::new()]
+    };
 }
 
-fn loaded() -> Loaded {
-    LOADED.with(|c| {
-        *c.get_or_init(|| Loaded {
-            auth: ksr::has_module("auth"),
-            permissions: ksr::has_module("permissions"),
-            nathelper: ksr::has_module("nathelper"),
-            rtpproxy: ksr::has_module("rtpproxy"),
-        })
-    })
+/// True when the optional module `m` is loaded.
+fn loaded(m: Optional) -> bool {
+    LOADED.with(|c| *c[m as usize].get_or_init(|| ksr::has_module(m.name())))
 }
 
 struct Basic;
@@ -299,12 +307,14 @@ fn location() -> Route {
 /// Trusted source addresses pass; REGISTERs and requests from local users must
 /// authenticate; nobody may use this server as an open relay.
 fn auth() -> Route {
-    let have = loaded();
-    if !have.auth {
+    if !loaded(Optional::Auth) {
         return Ok(());
     }
 
-    if have.permissions && !ksr::is_register()? && ksr::permissions::allow_source_address(1)? > 0 {
+    if loaded(Optional::Permissions)
+        && !ksr::is_register()?
+        && ksr::permissions::allow_source_address(1)? > 0
+    {
         return Ok(());
     }
 
@@ -329,7 +339,7 @@ fn auth() -> Route {
 
 /// Marks callers behind a NAT (FLT_NATS) and fixes their Contact for the way back.
 fn natdetect() -> Route {
-    if !loaded().nathelper {
+    if !loaded(Optional::Nathelper) {
         return Ok(());
     }
     if ksr::nathelper::nat_uac_test(19)? > 0 {
@@ -346,7 +356,7 @@ fn natdetect() -> Route {
 /// Media relaying for NATed parties, through rtpproxy when that module is loaded
 /// (kemibox has no typed interface for it: it is reached through the generic one).
 fn natmanage() -> Route {
-    if !loaded().rtpproxy {
+    if !loaded(Optional::Rtpproxy) {
         return Ok(());
     }
     if ksr::siputils::is_request()? > 0
@@ -388,7 +398,7 @@ fn call_by_name(module: &str, name: &str, arg: &str) -> Result<(), Stop> {
 
 /// In-dialog requests to a NATed UA: the `alias` in the Request-URI gives the next hop.
 fn dlguri() -> Route {
-    if !loaded().nathelper {
+    if !loaded(Optional::Nathelper) {
         return Ok(());
     }
     if !ksr::isdsturiset()? {
