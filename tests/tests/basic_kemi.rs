@@ -823,8 +823,10 @@ impl Run {
 enum Engine {
     /// Kamailio's Lua script, unmodified, on mlua.
     Lua,
-    /// `plugins/basic` (the Rust port) on the wasm engine.
+    /// `plugins/basic` (the Rust port) on the wasm engine, a warm instance per worker.
     Wasm,
+    /// The same with `isolation = "per-message"`: a fresh instance for every message.
+    WasmPerMessage,
 }
 
 /// The kemibox config of the scenario for `engine`: the example as it is, or with
@@ -833,7 +835,7 @@ fn engine_config(engine: Engine, port: u16, db: &Path) -> String {
     let cfg = kemibox_config(port, db);
     match engine {
         Engine::Lua => cfg,
-        Engine::Wasm => {
+        Engine::Wasm | Engine::WasmPerMessage => {
             let plugin = wasm_plugin("basic");
             assert!(
                 plugin.is_file(),
@@ -852,6 +854,9 @@ fn engine_config(engine: Engine, port: u16, db: &Path) -> String {
                 out.push('\n');
             }
             assert!(out.contains("engine = \"wasm\"") && out.contains("plugin = "));
+            if engine == Engine::WasmPerMessage {
+                out.push_str("\n[routing.limits]\nisolation = \"per-message\"\n");
+            }
             out
         }
     }
@@ -860,7 +865,7 @@ fn engine_config(engine: Engine, port: u16, db: &Path) -> String {
 /// Checks the wasm run had no trap, limit hit or refused KEMI call: an error in the
 /// plugin would otherwise only show as a missing answer.
 fn assert_plugin_clean(engine: Engine, kb: &Kemibox) {
-    if engine != Engine::Wasm {
+    if engine == Engine::Lua {
         return;
     }
     let log = kb.log_text();
@@ -883,6 +888,7 @@ fn answers_like_kamailio(engine: Engine) {
     let dir = scratch_dir(match engine {
         Engine::Lua => "basic",
         Engine::Wasm => "basic-wasm",
+        Engine::WasmPerMessage => "basic-wasm-pm",
     });
     let db = create_db(&dir);
 
@@ -1035,6 +1041,7 @@ fn sipp_calls_a_registered_user(engine: Engine) {
     let dir = scratch_dir(match engine {
         Engine::Lua => "basic-calls",
         Engine::Wasm => "basic-calls-wasm",
+        Engine::WasmPerMessage => "basic-calls-wasm-pm",
     });
     let db = create_db(&dir);
     let p = free_port();
@@ -1121,4 +1128,11 @@ fn sipp_calls_a_registered_user_through_the_basic_script() {
 #[test]
 fn sipp_calls_a_registered_user_through_the_basic_plugin() {
     sipp_calls_a_registered_user(Engine::Wasm);
+}
+
+/// The plugin keeps no state between messages that matters: with a fresh instance for
+/// every message the same calls succeed.
+#[test]
+fn sipp_calls_a_registered_user_through_the_basic_plugin_per_message() {
+    sipp_calls_a_registered_user(Engine::WasmPerMessage);
 }
