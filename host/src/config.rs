@@ -14,6 +14,9 @@ use toml::Spanned;
 
 use crate::net::Proto;
 
+/// File name of the Lua runtime component (engine `"lua-wasm"`), built from `plugins/lua`.
+pub const LUA_RUNTIME: &str = "kemibox_lua.wasm";
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {err}")]
@@ -151,9 +154,9 @@ pub struct Control {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
-    /// `"lua"` (with `script`) or `"wasm"` (with `plugin`).
+    /// `"lua"` (with `script`), `"lua-wasm"` (with `script`) or `"wasm"` (with `plugin`).
     pub engine: Spanned<String>,
-    /// The Lua script (engine `"lua"`).
+    /// The Lua script (engines `"lua"` and `"lua-wasm"`).
     #[serde(default)]
     pub script: Option<Spanned<PathBuf>>,
     /// The WebAssembly component (engine `"wasm"`).
@@ -166,9 +169,13 @@ pub struct Routing {
     /// at every start.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
-    /// Limits of each route call of a plugin (engine `"wasm"`).
+    /// Limits of each route call of a plugin (engines `"wasm"` and `"lua-wasm"`).
     #[serde(default)]
     pub limits: RoutingLimits,
+    /// The Lua runtime component (engine `"lua-wasm"`); none: found by
+    /// `Config::lua_runtime_path`.
+    #[serde(default)]
+    pub runtime: Option<Spanned<PathBuf>>,
 }
 
 /// `[routing.limits]`: what one route call of a wasm plugin may use.
@@ -315,11 +322,11 @@ impl Config {
         }
         let engine = &cfg.routing.engine;
         match engine.get_ref().as_str() {
-            "lua" => {
+            name @ ("lua" | "lua-wasm") => {
                 let Some(script) = &cfg.routing.script else {
                     return Err(at(
                         engine.span().start,
-                        "routing.script: engine \"lua\" needs a script".into(),
+                        format!("routing.script: engine \"{name}\" needs a script"),
                     ));
                 };
                 let path = cfg.resolve(script.get_ref());
@@ -350,40 +357,54 @@ impl Config {
                         ),
                     ));
                 }
-                let l = &cfg.routing.limits;
-                if let Some(i) = &l.isolation {
-                    if !matches!(i.get_ref().as_str(), "warm" | "per-message") {
-                        return Err(at(
-                            i.span().start,
-                            format!(
-                                "routing.limits.isolation: `{}` is not \"warm\" or \"per-message\"",
-                                i.get_ref()
-                            ),
-                        ));
-                    }
-                }
-                for (key, v, max) in [
-                    ("deadline_ms", &l.deadline_ms, 60_000),
-                    ("memory_mb", &l.memory_mb, 4095),
-                    ("host_calls", &l.host_calls, 10_000_000),
-                ] {
-                    if let Some(v) = v {
-                        if !(1..=max).contains(v.get_ref()) {
-                            return Err(at(
-                                v.span().start,
-                                format!("routing.limits.{key}: must be 1..={max}"),
-                            ));
-                        }
-                    }
-                }
             }
             other => {
                 return Err(at(
                     engine.span().start,
                     format!(
-                        "routing.engine: `{other}` is not available (this build has \"lua\" and \"wasm\")"
+                        "routing.engine: `{other}` is not available (this build has \"lua\", \"lua-wasm\" and \"wasm\")"
                     ),
                 ))
+            }
+        }
+        if let Some(rt) = &cfg.routing.runtime {
+            let path = cfg.resolve(rt.get_ref());
+            if !path.is_file() {
+                return Err(at(
+                    rt.span().start,
+                    format!(
+                        "routing.runtime: `{}` is not a readable file",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        if matches!(engine.get_ref().as_str(), "wasm" | "lua-wasm") {
+            let l = &cfg.routing.limits;
+            if let Some(i) = &l.isolation {
+                if !matches!(i.get_ref().as_str(), "warm" | "per-message") {
+                    return Err(at(
+                        i.span().start,
+                        format!(
+                            "routing.limits.isolation: `{}` is not \"warm\" or \"per-message\"",
+                            i.get_ref()
+                        ),
+                    ));
+                }
+            }
+            for (key, v, max) in [
+                ("deadline_ms", &l.deadline_ms, 60_000),
+                ("memory_mb", &l.memory_mb, 4095),
+                ("host_calls", &l.host_calls, 10_000_000),
+            ] {
+                if let Some(v) = v {
+                    if !(1..=max).contains(v.get_ref()) {
+                        return Err(at(
+                            v.span().start,
+                            format!("routing.limits.{key}: must be 1..={max}"),
+                        ));
+                    }
+                }
             }
         }
         for (module, params) in &cfg.modparam {
@@ -438,6 +459,42 @@ impl Config {
             Some(s) => self.resolve(s.get_ref()),
             None => PathBuf::new(),
         }
+    }
+
+    /// The Lua runtime component of engine `"lua-wasm"`: `routing.runtime` when set,
+    /// else the first of `kemibox_lua.wasm` beside the kemibox binary,
+    /// `<prefix>/lib/kemibox/kemibox_lua.wasm` for a binary in `<prefix>/bin`, and the
+    /// source tree's `plugins/target/wasm32-wasip2/release/kemibox_lua.wasm`. `Err` lists
+    /// the places looked at.
+    pub fn lua_runtime_path(&self) -> Result<PathBuf, String> {
+        if let Some(rt) = &self.routing.runtime {
+            return Ok(self.resolve(rt.get_ref()));
+        }
+        let mut places = Vec::new();
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            places.push(dir.join(LUA_RUNTIME));
+            if let Some(prefix) = dir.parent() {
+                places.push(prefix.join("lib/kemibox").join(LUA_RUNTIME));
+            }
+        }
+        places.push(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../plugins/target/wasm32-wasip2/release")
+                .join(LUA_RUNTIME),
+        );
+        if let Some(p) = places.iter().find(|p| p.is_file()) {
+            return Ok(p.clone());
+        }
+        let list: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+        Err(format!(
+            "engine \"lua-wasm\": the Lua runtime component is not in any of {}; build it \
+             (cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml) \
+             or set routing.runtime",
+            list.join(", ")
+        ))
     }
 
     /// The limits of `[routing.limits]`, with their defaults.

@@ -95,6 +95,13 @@ pub fn make_env(
 /// Loads the configured routing (script or plugin) and checks it on `env`: a Lua state
 /// is built, a plugin is compiled, instantiated and its `init` run.
 fn load_routing(cfg: &Config, env: &Arc<Env>) -> Result<crate::engine::Routing, StartError> {
+    if cfg.routing.engine.get_ref() == "lua-wasm" {
+        let plugin = crate::engine::wasm::lua_runtime::load(cfg)?;
+        plugin
+            .instantiate(env)
+            .map_err(|e| StartError::Plugin(format!("{}: {e}", cfg.script_path().display())))?;
+        return Ok(crate::engine::Routing::Wasm(Arc::new(plugin)));
+    }
     if cfg.routing.engine.get_ref() == "wasm" {
         let cache = cfg.routing.cache_dir.as_ref().map(|d| cfg.resolve(d));
         let plugin = crate::engine::wasm::Plugin::load_cached(
