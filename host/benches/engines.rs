@@ -208,6 +208,25 @@ fn engines(c: &mut Criterion) {
             assert_eq!(o, Outcome::Done);
         })
     });
+    // The route call alone: an empty ksr_request_route on both Lua engines.
+    let empty_src = "function ksr_request_route() end\n";
+    let empty_script = dir.join("empty.lua");
+    std::fs::write(&empty_script, empty_src).expect("write");
+    let mut lua_empty =
+        LuaEngine::new(&Script::read(&empty_script).expect("read"), &env).expect("lua");
+    g.bench_function("mlua empty route", |b| {
+        b.iter(|| {
+            let (_, o) = lua_empty.run(ctx(&env), rq).expect("ctx");
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    let (lw_empty, _) = lua_wasm(empty_src);
+    g.bench_function("lua-wasm empty route", |b| {
+        b.iter(|| {
+            let (_, o) = lw_empty.run(3, &env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
     g.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }

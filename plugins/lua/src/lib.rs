@@ -83,16 +83,20 @@ local function handler(e)
 end
 return function(f)
     local ok, err = xpcall(f, handler)
-    if ok or err == exit or is_exit_error(err) then return true end
-    return false, tostring(err)
+    if ok or err == exit or is_exit_error(err) then return nil end
+    return tostring(err)
 end
 "#;
 
 /// The Lua state of this instance.
 struct Runtime {
     lua: Lua,
-    /// Calls a route function under `xpcall`: `true`, or `false` and the error.
+    /// Calls a route function under `xpcall`: `nil`, or the error.
     runner: Function,
+    /// `ksr_request_route` (always there) and `ksr_reply_route`, looked up once.
+    request: Function,
+    reply: Option<Function>,
+    /// Other routes, by name, looked up on first use.
     routes: HashMap<String, Option<Function>>,
 }
 
@@ -236,16 +240,19 @@ impl Runtime {
             .set_name(name.as_str())
             .exec()
             .map_err(|e| e.to_string())?;
-        let mut rt = Runtime {
-            lua,
-            runner,
-            routes: HashMap::new(),
-        };
-        if rt.route_fn("ksr_request_route").is_none() {
+        let global = |n: &str| lua.globals().get::<Option<Function>>(n).ok().flatten();
+        let Some(request) = global("ksr_request_route") else {
             let file = name.trim_start_matches(['@', '=']);
             return Err(format!("{file}: no function ksr_request_route"));
-        }
-        Ok(rt)
+        };
+        let reply = global("ksr_reply_route");
+        Ok(Runtime {
+            lua,
+            runner,
+            request,
+            reply,
+            routes: HashMap::new(),
+        })
     }
 
     fn route_fn(&mut self, name: &str) -> Option<Function> {
@@ -264,16 +271,31 @@ impl Runtime {
 
     /// Runs route `name`: `Ok(false)` when the script has no such function.
     fn run(&mut self, name: &str) -> Result<bool, String> {
-        let Some(f) = self.route_fn(name) else {
-            return Ok(false);
-        };
-        match self.runner.call::<(bool, Option<String>)>(f) {
-            Ok((true, _)) => Ok(true),
-            Ok((false, e)) => Err(e.unwrap_or_else(|| "unknown error".into())),
-            Err(e) if is_exit(&e) => Ok(true),
-            Err(e) => Err(e.to_string()),
+        match name {
+            "ksr_request_route" => call(&self.runner, &self.request),
+            "ksr_reply_route" => match &self.reply {
+                Some(f) => call(&self.runner, f),
+                None => Ok(false),
+            },
+            _ => match self.route_fn(name) {
+                Some(f) => call(&self.runner, &f),
+                None => Ok(false),
+            },
         }
     }
+}
+
+/// Calls route function `f` through the `xpcall` runner.
+fn call(runner: &Function, f: &Function) -> Result<bool, String> {
+    match runner.call::<Option<mlua::String>>(f) {
+        Ok(None) => Ok(true),
+        Ok(Some(e)) => Err(e.to_string_lossy()),
+        Err(e) if is_exit(&e) => Ok(true),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Runtime {
 }
 
 /// Runs route `name` of the loaded script; a Lua error is logged and traps, so the server
