@@ -5,7 +5,8 @@
 //! It runs any KSR Lua script given as the plugin's config at `init` (not compiled in):
 //!
 //! - `KSR` is built from the generic indexed interface `kemi`: one Lua function per
-//!   export, calling it by index; only loaded modules appear (`if KSR.nathelper then`).
+//!   export, calling it by index, made on first use; only loaded modules appear
+//!   (`if KSR.nathelper then`).
 //! - Arguments are converted as Kamailio's app_lua does (lua_tostring/lua_tointeger);
 //!   a function without result gives `false` (no parameters) or `0`, as on the native
 //!   engine.
@@ -151,57 +152,94 @@ fn full_name(e: &k::ExportInfo) -> String {
     }
 }
 
-/// `KSR`: a table per loaded module, a function per export calling it by index.
+/// One KSR function: calls export `index` with the arguments converted to `params`.
+fn kemi_fn(lua: &Lua, index: u32, e: &k::ExportInfo) -> mlua::Result<Function> {
+    let name = full_name(e);
+    let params = e.params.clone();
+    let ret = e.ret;
+    lua.create_function(move |lua, args: MultiValue| {
+        if args.len() < params.len() {
+            log_error(&format!("not enough parameters for: {name}"));
+            return Ok(Value::Boolean(false));
+        }
+        let vals: Vec<KVal> = params
+            .iter()
+            .zip(args.iter())
+            .map(|(t, v)| to_param(v, *t))
+            .collect();
+        match k::call(index, &vals) {
+            Ok(v) => match (ret, v) {
+                (ReturnType::None, _) if params.is_empty() => Ok(Value::Boolean(false)),
+                (ReturnType::None, _) => Ok(Value::Integer(0)),
+                (_, v) => to_lua(lua, v),
+            },
+            Err(CallError::Exit) | Err(CallError::Drop) => Err(mlua::Error::external(ExitSignal)),
+            Err(CallError::BadArgs(m)) => {
+                log_error(&m);
+                Ok(Value::Boolean(false))
+            }
+        }
+    })
+}
+
+/// What `KSR.<key>` can be: a core function or a loaded module's table.
+enum Entry {
+    Core(u32),
+    /// The module's exports (indexes).
+    Module(Vec<u32>),
+}
+
+/// `KSR`: a core function per core export, a table per loaded module with a function per
+/// export, each calling its export by index. They are made on first use (`__index` of
+/// `KSR`'s metatable, then stored in `KSR`): an instance builds only what its script
+/// touches, which keeps `init` short (tm branch routes run on a fresh instance). A name
+/// that is neither gives `nil`, so `if KSR.nathelper then` tests whether the module is
+/// loaded.
 fn build_ksr(lua: &Lua) -> mlua::Result<()> {
-    let ksr = lua.create_table()?;
-    let mut tables: HashMap<String, mlua::Table> = HashMap::new();
-    for (idx, e) in k::exports().into_iter().enumerate() {
+    let exports = std::rc::Rc::new(k::exports());
+    let mut names: HashMap<String, Entry> = HashMap::new();
+    for (idx, e) in exports.iter().enumerate() {
         let Ok(index) = u32::try_from(idx) else {
             break;
         };
-        let name = full_name(&e);
-        let params = e.params;
-        let ret = e.ret;
-        let f = lua.create_function(move |lua, args: MultiValue| {
-            if args.len() < params.len() {
-                log_error(&format!("not enough parameters for: {name}"));
-                return Ok(Value::Boolean(false));
-            }
-            let vals: Vec<KVal> = params
-                .iter()
-                .zip(args.iter())
-                .map(|(t, v)| to_param(v, *t))
-                .collect();
-            match k::call(index, &vals) {
-                Ok(v) => match (ret, v) {
-                    (ReturnType::None, _) if params.is_empty() => Ok(Value::Boolean(false)),
-                    (ReturnType::None, _) => Ok(Value::Integer(0)),
-                    (_, v) => to_lua(lua, v),
-                },
-                Err(CallError::Exit) | Err(CallError::Drop) => {
-                    Err(mlua::Error::external(ExitSignal))
-                }
-                Err(CallError::BadArgs(m)) => {
-                    log_error(&m);
-                    Ok(Value::Boolean(false))
-                }
-            }
-        })?;
         if e.module.is_empty() {
-            ksr.set(e.name, f)?;
+            names.insert(e.name.clone(), Entry::Core(index));
         } else {
-            let t = match tables.get(&e.module) {
-                Some(t) => t.clone(),
-                None => {
-                    let t = lua.create_table()?;
-                    ksr.set(e.module.as_str(), t.clone())?;
-                    tables.insert(e.module.clone(), t.clone());
-                    t
-                }
-            };
-            t.set(e.name, f)?;
+            match names
+                .entry(e.module.clone())
+                .or_insert_with(|| Entry::Module(Vec::new()))
+            {
+                Entry::Module(v) => v.push(index),
+                Entry::Core(_) => {}
+            }
         }
     }
+    let ksr = lua.create_table()?;
+    let meta = lua.create_table()?;
+    let index = lua.create_function(move |lua, (ksr, key): (mlua::Table, Value)| {
+        let Value::String(key) = key else {
+            return Ok(Value::Nil);
+        };
+        let Ok(key) = key.to_str() else {
+            return Ok(Value::Nil);
+        };
+        let v = match names.get(&*key) {
+            None => return Ok(Value::Nil),
+            Some(Entry::Core(i)) => Value::Function(kemi_fn(lua, *i, &exports[*i as usize])?),
+            Some(Entry::Module(list)) => {
+                let t = lua.create_table_with_capacity(0, list.len())?;
+                for i in list {
+                    let e = &exports[*i as usize];
+                    t.raw_set(e.name.as_str(), kemi_fn(lua, *i, e)?)?;
+                }
+                Value::Table(t)
+            }
+        };
+        ksr.raw_set(&*key, v.clone())?;
+        Ok(v)
+    })?;
+    meta.raw_set("__index", index)?;
+    ksr.set_metatable(Some(meta))?;
     lua.globals().set("KSR", ksr)
 }
 
