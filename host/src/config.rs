@@ -660,4 +660,34 @@ mod tests {
         let e = load(&bad).unwrap_err().to_string();
         assert!(e.starts_with("test.toml:2:") && e.contains("listne"), "{e}");
     }
+
+    #[test]
+    fn lua_wasm_engine() {
+        let good = OK.replace(
+            "engine = \"lua\"\nscript = \"kemibox-cfg-test.lua\"",
+            "engine = \"lua-wasm\"\nruntime = \"kemibox-cfg-test.lua\"\nscript = \"kemibox-cfg-test.lua\"\n\
+             [routing.limits]\ndeadline_ms = 50",
+        );
+        let c = load(&good).expect("lua-wasm config");
+        assert_eq!(c.wasm_limits().deadline.as_millis(), 50);
+        assert_eq!(
+            c.lua_runtime_path().expect("runtime"),
+            std::env::temp_dir().join("kemibox-cfg-test.lua")
+        );
+        let bad = good.replace(
+            "runtime = \"kemibox-cfg-test.lua\"",
+            "runtime = \"nope.wasm\"",
+        );
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("test.toml:6:") && e.contains("routing.runtime"),
+            "{e}"
+        );
+        let bad = good.replace("\nscript = \"kemibox-cfg-test.lua\"", "");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.contains("engine \"lua-wasm\" needs a script"), "{e}");
+        let bad = good.replace("deadline_ms = 50", "deadline_ms = 0");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.contains("deadline_ms"), "{e}");
+    }
 }
