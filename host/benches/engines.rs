@@ -175,6 +175,20 @@ fn engines(c: &mut Criterion) {
     eprintln!(
         "lua-wasm: compile {compile:?}, instantiate + init {inst:?}, first call (with instantiate + init) {first:?}"
     );
+    // Kamailio's basic KEMI script (when installed): what a fresh instance costs with a
+    // real script (434 lines; tm branch routes run on a fresh instance).
+    let basic =
+        std::path::Path::new("/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-lua.lua");
+    if let Ok(src) = std::fs::read_to_string(basic) {
+        let (bp, _) = lua_wasm(&src);
+        let mut best = Duration::MAX;
+        for _ in 0..50 {
+            let t = std::time::Instant::now();
+            black_box(bp.instantiate(&env).expect("basic script instance"));
+            best = best.min(t.elapsed());
+        }
+        eprintln!("lua-wasm: Kamailio's basic script, instantiate + init (best of 50) {best:?}");
+    }
     g.bench_function("lua-wasm warm", |b| {
         b.iter(|| {
             let (_, o) = lw.run(1, &env, ctx(&env), rq);
