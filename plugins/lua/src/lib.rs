@@ -162,12 +162,23 @@ fn kemi_fn(lua: &Lua, index: u32, e: &k::ExportInfo) -> mlua::Result<Function> {
             log_error(&format!("not enough parameters for: {name}"));
             return Ok(Value::Boolean(false));
         }
-        let vals: Vec<KVal> = params
-            .iter()
-            .zip(args.iter())
-            .map(|(t, v)| to_param(v, *t))
-            .collect();
-        match k::call(index, &vals) {
+        // Up to 4 parameters (nearly every export) live on the stack.
+        let mut few: [KVal; 4] = [KVal::None, KVal::None, KVal::None, KVal::None];
+        let many: Vec<KVal>;
+        let vals: &[KVal] = if params.len() <= few.len() {
+            for ((slot, t), v) in few.iter_mut().zip(params.iter()).zip(args.iter()) {
+                *slot = to_param(v, *t);
+            }
+            &few[..params.len()]
+        } else {
+            many = params
+                .iter()
+                .zip(args.iter())
+                .map(|(t, v)| to_param(v, *t))
+                .collect();
+            &many
+        };
+        match k::call(index, vals) {
             Ok(v) => match (ret, v) {
                 (ReturnType::None, _) if params.is_empty() => Ok(Value::Boolean(false)),
                 (ReturnType::None, _) => Ok(Value::Integer(0)),
