@@ -15,6 +15,8 @@ command -v kamailio >/dev/null || need_apt+=(kamailio)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so ]] || need_apt+=(kamailio-lua-modules)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so ]] || need_apt+=(kamailio-sqlite-modules)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+# pip installs zig (below) for the Lua runtime plugin.
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [[ ${#need_apt[@]} -gt 0 ]]; then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO=sudo
@@ -27,4 +29,16 @@ if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   # WebAssembly plugins (plugins/) are components built for wasm32-wasip2.
   rustup target list --installed 2>/dev/null | grep -q '^wasm32-wasip2$' || rustup target add wasm32-wasip2
+fi
+
+# The Lua runtime plugin (plugins/lua) compiles Lua 5.4's C for wasm32 with exception
+# handling (Lua's setjmp/longjmp): zig's clang, pinned, from the `ziglang` PyPI wheel,
+# installed in its own directory (plugins/lua/toolchain/zig-cc looks there first).
+ZIG_VERSION=0.15.2
+ZIG_DIR=${KEMIBOX_TOOLS:-/opt/kemibox-tools}
+if [[ "$("$ZIG_DIR/ziglang/zig" version 2>/dev/null || true)" != "$ZIG_VERSION" ]]; then
+  rm -rf "$ZIG_DIR/ziglang" "$ZIG_DIR"/ziglang-*.dist-info
+  python3 -m pip install -q --disable-pip-version-check --target "$ZIG_DIR" "ziglang==$ZIG_VERSION" ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages --target "$ZIG_DIR" "ziglang==$ZIG_VERSION"
+  "$ZIG_DIR/ziglang/zig" version
 fi

@@ -3,6 +3,11 @@
 //! network (3 KEMI calls: maxfwd.process_maxfwd, forward, and the send). Also a fresh
 //! wasm instance with `init`, and the parse + context baseline every route pays.
 //!
+//! The same Lua script also runs on engine `lua-wasm` (Lua 5.4 inside the `plugins/lua`
+//! runtime component), plus a variant ending every route with `KSR.x.exit()` on both
+//! Lua engines; the lua-wasm load (compile), instantiation + `init` and first call are
+//! printed once.
+//!
 //! Run with `cargo bench -p kemibox --bench engines` (builds `plugins/` for wasm32-wasip2).
 
 use std::hint::black_box;
@@ -148,6 +153,93 @@ fn engines(c: &mut Criterion) {
     });
     g.bench_function("wasm fresh instance+init", |b| {
         b.iter(|| black_box(plugin.instantiate(&env).expect("instance")))
+    });
+
+    // Engine lua-wasm: the same script inside the Lua runtime component.
+    let runtime = plugins().join("kemibox_lua.wasm");
+    let lua_wasm = |src: &str| {
+        let config = kemibox::engine::wasm::lua_runtime::runtime_config(&script, src);
+        let t = std::time::Instant::now();
+        let p = Arc::new(Plugin::load(&runtime, &config, Default::default()).expect("runtime"));
+        (p, t.elapsed())
+    };
+    let (lw, compile) = lua_wasm(LUA);
+    let t = std::time::Instant::now();
+    let warm = lw.instantiate(&env).expect("instance");
+    let inst = t.elapsed();
+    drop(warm);
+    let t = std::time::Instant::now();
+    let (_, o) = lw.run(&env, ctx(&env), rq);
+    let first = t.elapsed();
+    assert_eq!(o, Outcome::Done);
+    eprintln!(
+        "lua-wasm: compile {compile:?}, instantiate + init {inst:?}, first call (with instantiate + init) {first:?}"
+    );
+    // Kamailio's basic KEMI script (when installed): what a fresh instance costs with a
+    // real script (434 lines; tm branch routes run on a fresh instance).
+    let basic =
+        std::path::Path::new("/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-lua.lua");
+    if let Ok(src) = std::fs::read_to_string(basic) {
+        let (bp, _) = lua_wasm(&src);
+        let mut best = Duration::MAX;
+        for _ in 0..50 {
+            let t = std::time::Instant::now();
+            black_box(bp.instantiate(&env).expect("basic script instance"));
+            best = best.min(t.elapsed());
+        }
+        eprintln!("lua-wasm: Kamailio's basic script, instantiate + init (best of 50) {best:?}");
+    }
+    g.bench_function("lua-wasm warm", |b| {
+        b.iter(|| {
+            let (_, o) = lw.run(&env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    g.bench_function("lua-wasm fresh instance+init", |b| {
+        b.iter(|| black_box(lw.instantiate(&env).expect("instance")))
+    });
+
+    // The same with `KSR.x.exit()` ending every route (the sentinel error path).
+    let exit_src = LUA.replace(
+        "KSR.sl.sl_reply_error() end\n",
+        "KSR.sl.sl_reply_error() end\n  KSR.x.exit()\n",
+    );
+    assert!(exit_src.contains("KSR.x.exit()\nend"));
+    let exit_script = dir.join("exit.lua");
+    std::fs::write(&exit_script, &exit_src).expect("write");
+    let mut lua_exit =
+        LuaEngine::new(&Script::read(&exit_script).expect("read"), &env).expect("lua");
+    g.bench_function("mlua exit", |b| {
+        b.iter(|| {
+            let (_, o) = lua_exit.run(ctx(&env), rq).expect("ctx");
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    let (lw_exit, _) = lua_wasm(&exit_src);
+    g.bench_function("lua-wasm exit", |b| {
+        b.iter(|| {
+            let (_, o) = lw_exit.run(&env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    // The route call alone: an empty ksr_request_route on both Lua engines.
+    let empty_src = "function ksr_request_route() end\n";
+    let empty_script = dir.join("empty.lua");
+    std::fs::write(&empty_script, empty_src).expect("write");
+    let mut lua_empty =
+        LuaEngine::new(&Script::read(&empty_script).expect("read"), &env).expect("lua");
+    g.bench_function("mlua empty route", |b| {
+        b.iter(|| {
+            let (_, o) = lua_empty.run(ctx(&env), rq).expect("ctx");
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    let (lw_empty, _) = lua_wasm(empty_src);
+    g.bench_function("lua-wasm empty route", |b| {
+        b.iter(|| {
+            let (_, o) = lw_empty.run(&env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
     });
     g.finish();
     let _ = std::fs::remove_dir_all(&dir);

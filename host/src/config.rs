@@ -14,6 +14,9 @@ use toml::Spanned;
 
 use crate::net::Proto;
 
+/// File name of the Lua runtime component (engine `"lua-wasm"`), built from `plugins/lua`.
+pub const LUA_RUNTIME: &str = "kemibox_lua.wasm";
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {err}")]
@@ -154,9 +157,9 @@ pub struct Control {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
-    /// `"lua"` (with `script`) or `"wasm"` (with `plugin`).
+    /// `"lua"` (with `script`), `"lua-wasm"` (with `script`) or `"wasm"` (with `plugin`).
     pub engine: Spanned<String>,
-    /// The Lua script (engine `"lua"`).
+    /// The Lua script (engines `"lua"` and `"lua-wasm"`).
     #[serde(default)]
     pub script: Option<Spanned<PathBuf>>,
     /// The WebAssembly component (engine `"wasm"`).
@@ -169,13 +172,17 @@ pub struct Routing {
     /// at every start.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
-    /// Limits of each route call of a plugin (engine `"wasm"`).
+    /// Limits of each route call of a plugin (engines `"wasm"` and `"lua-wasm"`).
     #[serde(default)]
     pub limits: RoutingLimits,
     /// The reply to a request whose route failed (a Lua error, a plugin's trap, deadline
     /// or limit hit): `"CODE Reason"`, 300..=699; default `"500 Server Internal Error"`.
     #[serde(default)]
     pub error_reply: Option<Spanned<String>>,
+    /// The Lua runtime component (engine `"lua-wasm"`); none: found by
+    /// `Config::lua_runtime_path`.
+    #[serde(default)]
+    pub runtime: Option<Spanned<PathBuf>>,
 }
 
 /// Parses `"CODE Reason phrase"` with a final code 300..=699.
@@ -337,11 +344,11 @@ impl Config {
         }
         let engine = &cfg.routing.engine;
         match engine.get_ref().as_str() {
-            "lua" => {
+            name @ ("lua" | "lua-wasm") => {
                 let Some(script) = &cfg.routing.script else {
                     return Err(at(
                         engine.span().start,
-                        "routing.script: engine \"lua\" needs a script".into(),
+                        format!("routing.script: engine \"{name}\" needs a script"),
                     ));
                 };
                 let path = cfg.resolve(script.get_ref());
@@ -372,38 +379,12 @@ impl Config {
                         ),
                     ));
                 }
-                let l = &cfg.routing.limits;
-                if let Some(i) = &l.isolation {
-                    if !matches!(i.get_ref().as_str(), "warm" | "per-message") {
-                        return Err(at(
-                            i.span().start,
-                            format!(
-                                "routing.limits.isolation: `{}` is not \"warm\" or \"per-message\"",
-                                i.get_ref()
-                            ),
-                        ));
-                    }
-                }
-                for (key, v, max) in [
-                    ("deadline_ms", &l.deadline_ms, 60_000),
-                    ("memory_mb", &l.memory_mb, 4095),
-                    ("host_calls", &l.host_calls, 10_000_000),
-                ] {
-                    if let Some(v) = v {
-                        if !(1..=max).contains(v.get_ref()) {
-                            return Err(at(
-                                v.span().start,
-                                format!("routing.limits.{key}: must be 1..={max}"),
-                            ));
-                        }
-                    }
-                }
             }
             other => {
                 return Err(at(
                     engine.span().start,
                     format!(
-                        "routing.engine: `{other}` is not available (this build has \"lua\" and \"wasm\")"
+                        "routing.engine: `{other}` is not available (this build has \"lua\", \"lua-wasm\" and \"wasm\")"
                     ),
                 ))
             }
@@ -411,6 +392,46 @@ impl Config {
         if let Some(r) = &cfg.routing.error_reply {
             parse_error_reply(r.get_ref())
                 .map_err(|m| at(r.span().start, format!("routing.error_reply: {m}")))?;
+        }
+        if let Some(rt) = &cfg.routing.runtime {
+            let path = cfg.resolve(rt.get_ref());
+            if !path.is_file() {
+                return Err(at(
+                    rt.span().start,
+                    format!(
+                        "routing.runtime: `{}` is not a readable file",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        if matches!(engine.get_ref().as_str(), "wasm" | "lua-wasm") {
+            let l = &cfg.routing.limits;
+            if let Some(i) = &l.isolation {
+                if !matches!(i.get_ref().as_str(), "warm" | "per-message") {
+                    return Err(at(
+                        i.span().start,
+                        format!(
+                            "routing.limits.isolation: `{}` is not \"warm\" or \"per-message\"",
+                            i.get_ref()
+                        ),
+                    ));
+                }
+            }
+            for (key, v, max) in [
+                ("deadline_ms", &l.deadline_ms, 60_000),
+                ("memory_mb", &l.memory_mb, 4095),
+                ("host_calls", &l.host_calls, 10_000_000),
+            ] {
+                if let Some(v) = v {
+                    if !(1..=max).contains(v.get_ref()) {
+                        return Err(at(
+                            v.span().start,
+                            format!("routing.limits.{key}: must be 1..={max}"),
+                        ));
+                    }
+                }
+            }
         }
         for (module, params) in &cfg.modparam {
             let known = crate::modules::modparams_of(module).ok_or_else(|| {
@@ -464,6 +485,42 @@ impl Config {
             Some(s) => self.resolve(s.get_ref()),
             None => PathBuf::new(),
         }
+    }
+
+    /// The Lua runtime component of engine `"lua-wasm"`: `routing.runtime` when set,
+    /// else the first of `kemibox_lua.wasm` beside the kemibox binary,
+    /// `<prefix>/lib/kemibox/kemibox_lua.wasm` for a binary in `<prefix>/bin`, and the
+    /// source tree's `plugins/target/wasm32-wasip2/release/kemibox_lua.wasm`. `Err` lists
+    /// the places looked at.
+    pub fn lua_runtime_path(&self) -> Result<PathBuf, String> {
+        if let Some(rt) = &self.routing.runtime {
+            return Ok(self.resolve(rt.get_ref()));
+        }
+        let mut places = Vec::new();
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            places.push(dir.join(LUA_RUNTIME));
+            if let Some(prefix) = dir.parent() {
+                places.push(prefix.join("lib/kemibox").join(LUA_RUNTIME));
+            }
+        }
+        places.push(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../plugins/target/wasm32-wasip2/release")
+                .join(LUA_RUNTIME),
+        );
+        if let Some(p) = places.iter().find(|p| p.is_file()) {
+            return Ok(p.clone());
+        }
+        let list: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+        Err(format!(
+            "engine \"lua-wasm\": the Lua runtime component is not in any of {}; build it \
+             (cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml) \
+             or set routing.runtime",
+            list.join(", ")
+        ))
     }
 
     /// The limits of `[routing.limits]`, with their defaults.
@@ -654,5 +711,35 @@ mod tests {
         let bad = OK.replace("[core]", "[core]\nlistne = []");
         let e = load(&bad).unwrap_err().to_string();
         assert!(e.starts_with("test.toml:2:") && e.contains("listne"), "{e}");
+    }
+
+    #[test]
+    fn lua_wasm_engine() {
+        let good = OK.replace(
+            "engine = \"lua\"\nscript = \"kemibox-cfg-test.lua\"",
+            "engine = \"lua-wasm\"\nruntime = \"kemibox-cfg-test.lua\"\nscript = \"kemibox-cfg-test.lua\"\n\
+             [routing.limits]\ndeadline_ms = 50",
+        );
+        let c = load(&good).expect("lua-wasm config");
+        assert_eq!(c.wasm_limits().deadline.as_millis(), 50);
+        assert_eq!(
+            c.lua_runtime_path().expect("runtime"),
+            std::env::temp_dir().join("kemibox-cfg-test.lua")
+        );
+        let bad = good.replace(
+            "runtime = \"kemibox-cfg-test.lua\"",
+            "runtime = \"nope.wasm\"",
+        );
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("test.toml:6:") && e.contains("routing.runtime"),
+            "{e}"
+        );
+        let bad = good.replace("\nscript = \"kemibox-cfg-test.lua\"", "");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.contains("engine \"lua-wasm\" needs a script"), "{e}");
+        let bad = good.replace("deadline_ms = 50", "deadline_ms = 0");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.contains("deadline_ms"), "{e}");
     }
 }

@@ -100,7 +100,7 @@ async fn dispatch(env: &Arc<Env>, method: &str, params: &Value) -> RpcResult {
             source.config = config
                 .map(str::to_string)
                 .unwrap_or_else(|| env.cfg.routing.config.clone());
-            if source.engine == "lua" {
+            if source.engine.starts_with("lua") {
                 source.config.clear();
             }
             let e = env.clone();
@@ -113,7 +113,7 @@ async fn dispatch(env: &Arc<Env>, method: &str, params: &Value) -> RpcResult {
         }
         "app_lua.reload" => {
             let engine = env.routing.current().map(|v| v.source.engine.clone());
-            if engine.as_deref() != Some("lua") {
+            if !engine.as_deref().is_some_and(|e| e.starts_with("lua")) {
                 return Err((
                     FAILED,
                     "Reload Failed: the routing engine is not lua".into(),
@@ -126,7 +126,7 @@ async fn dispatch(env: &Arc<Env>, method: &str, params: &Value) -> RpcResult {
             Ok(Value::Null)
         }
         "app_lua.list" => match env.routing.current() {
-            Some(v) if v.source.engine == "lua" => {
+            Some(v) if v.source.engine.starts_with("lua") => {
                 Ok(json!([format!("0: [{}]", v.source.path.display())]))
             }
             _ => Ok(json!(["No scripts loaded"])),

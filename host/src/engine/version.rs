@@ -41,7 +41,7 @@ impl Counters {
 /// What to load: an engine and its source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
-    /// `"lua"` or `"wasm"`.
+    /// `"lua"`, `"lua-wasm"` or `"wasm"`.
     pub engine: String,
     pub path: PathBuf,
     /// The plugin's config string (wasm; empty for Lua).
@@ -52,25 +52,26 @@ impl Source {
     /// The configured routing of `env`.
     pub fn configured(env: &Env) -> Source {
         let cfg = &env.cfg;
-        if cfg.routing.engine.get_ref() == "wasm" {
-            Source {
+        match cfg.routing.engine.get_ref().as_str() {
+            "wasm" => Source {
                 engine: "wasm".into(),
                 path: cfg.plugin_path(),
                 config: cfg.routing.config.clone(),
-            }
-        } else {
-            Source {
-                engine: "lua".into(),
+            },
+            engine => Source {
+                engine: engine.to_string(),
                 path: cfg.script_path(),
                 config: String::new(),
-            }
+            },
         }
     }
 
-    /// A source named by path only: the engine follows the file's extension.
+    /// A source named by path only: the engine follows the file's extension (a Lua
+    /// script runs on `lua-wasm` when the config names that engine, else on `lua`).
     pub fn from_path(path: &Path, config: Option<&str>, env: &Env) -> Result<Source, String> {
         let engine = match path.extension().and_then(|e| e.to_str()) {
             Some("wasm") => "wasm",
+            Some("lua") if env.cfg.routing.engine.get_ref() == "lua-wasm" => "lua-wasm",
             Some("lua") => "lua",
             _ => {
                 return Err(format!(
@@ -294,6 +295,17 @@ fn build(env: &Arc<Env>, source: &Source) -> Result<(Routing, String, Arc<Counte
                 cache.as_deref(),
             )
             .map_err(|e| e.to_string())?;
+            plugin
+                .instantiate(env)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let counters = plugin.counters.clone();
+            Ok((Routing::Wasm(Arc::new(plugin)), hash, counters))
+        }
+        "lua-wasm" => {
+            let source = String::from_utf8(bytes)
+                .map_err(|_| format!("{}: the script is not UTF-8", path.display()))?;
+            let plugin = super::wasm::lua_runtime::load_script(&env.cfg, path, &source)
+                .map_err(|e| e.to_string())?;
             plugin
                 .instantiate(env)
                 .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -15,6 +15,7 @@
 //!   go to the log (size-capped per instance).
 
 mod host;
+pub mod lua_runtime;
 mod output;
 
 use std::cell::RefCell;
@@ -184,6 +185,11 @@ impl Plugin {
             .table_keep_resident(TABLE_KEEP_RESIDENT);
         let mut cfg = wasmtime::Config::new();
         cfg.epoch_interruption(true)
+            // Exception handling: Lua's errors (setjmp/longjmp) in the lua-wasm runtime.
+            // An exception object lives in the GC heap: the reference-counting collector
+            // frees it when caught.
+            .wasm_exceptions(true)
+            .collector(wasmtime::Collector::DeferredReferenceCounting)
             .memory_init_cow(true)
             .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

@@ -1,0 +1,344 @@
+//! Engine `"lua-wasm"`: a KSR Lua script run by the Lua runtime component
+//! (`plugins/lua`, real Lua 5.4 inside wasm) as an ordinary wasm plugin whose config is
+//! the script.
+
+use crate::config::Config;
+
+use super::{Plugin, WasmError};
+
+/// The config string the runtime's `init` gets: `@<path>` on the first line (the chunk
+/// name, so errors read `file:line:`), then the script's source.
+pub fn runtime_config(path: &std::path::Path, source: &str) -> String {
+    format!("@{}\n{source}", path.display())
+}
+
+/// Reads the script, finds the runtime component and compiles it (with the engine's
+/// compile cache when `cache_dir` is set).
+pub fn load(cfg: &Config) -> Result<Plugin, WasmError> {
+    let script = cfg.script_path();
+    let source = std::fs::read_to_string(&script).map_err(|e| WasmError::Read {
+        path: script.display().to_string(),
+        err: e.to_string(),
+    })?;
+    load_script(cfg, &script, &source)
+}
+
+/// Finds the runtime component and compiles it for the script `source` read from
+/// `script` (hot reload reads the file itself).
+pub fn load_script(
+    cfg: &Config,
+    script: &std::path::Path,
+    source: &str,
+) -> Result<Plugin, WasmError> {
+    let runtime = cfg.lua_runtime_path().map_err(|err| WasmError::Load {
+        path: script.display().to_string(),
+        err,
+    })?;
+    tracing::info!(
+        "lua-wasm: running {} on {}",
+        script.display(),
+        runtime.display()
+    );
+    let cache = cfg.routing.cache_dir.as_ref().map(|d| cfg.resolve(d));
+    Plugin::load_cached(
+        &runtime,
+        &runtime_config(script, source),
+        cfg.wasm_limits(),
+        cache.as_deref(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+
+    use super::super::tests::plugin_wasm;
+    use super::*;
+    use crate::engine::Outcome;
+    use crate::kemi::{Ctx, Env, RecvInfo, Registry, RouteKind};
+    use crate::net::{Dest, Listener, Net, Proto, SendError};
+    use crate::sip::Message;
+    use crate::stats::Stats;
+
+    struct Recorder {
+        listeners: Vec<Listener>,
+        sent: Mutex<Vec<(Dest, Bytes)>>,
+    }
+
+    impl Net for Recorder {
+        fn send(&self, dest: &Dest, data: Bytes) -> Result<(), SendError> {
+            self.sent
+                .lock()
+                .map_err(|_| SendError::Io("lock".into()))?
+                .push((*dest, data));
+            Ok(())
+        }
+        fn listeners(&self) -> &[Listener] {
+            &self.listeners
+        }
+        fn resolve(
+            &self,
+            host: &str,
+            port: Option<u16>,
+            proto: Option<Proto>,
+            _: bool,
+        ) -> Result<(Proto, SocketAddr), SendError> {
+            let ip = host.parse().map_err(|_| SendError::Resolve(host.into()))?;
+            Ok((
+                proto.unwrap_or(Proto::Udp),
+                SocketAddr::new(ip, port.unwrap_or(5060)),
+            ))
+        }
+    }
+
+    /// A lua-wasm config running `script` (written to a temporary `s.lua`), its plugin
+    /// and an environment recording what is sent.
+    fn setup(script: &str) -> (Arc<Env>, Arc<Recorder>, Arc<Plugin>) {
+        let dir = std::env::temp_dir().join(format!(
+            "kemibox-luawasm-test-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("s.lua"), script).expect("write");
+        let src = format!(
+            "[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\",\"kx\",\"textops\",\"tm\"]\n\
+             [routing]\nengine=\"lua-wasm\"\nscript=\"s.lua\"\nruntime=\"{}\"\n",
+            plugin_wasm("kemibox_lua").display()
+        );
+        let cfg = Config::from_str(&src, "t.toml", dir.clone()).expect("config");
+        let cfg2 = Config::from_str(&src, "t.toml", dir).expect("config");
+        let rec = Arc::new(Recorder {
+            listeners: vec![Listener {
+                proto: Proto::Udp,
+                addr: "127.0.0.1:5060".parse().expect("addr"),
+                advertise: None,
+            }],
+            sent: Mutex::new(Vec::new()),
+        });
+        let plugin = Arc::new(load(&cfg).expect("runtime loads"));
+        let env = Arc::new(Env {
+            registry: Registry::build(&cfg.modules()).expect("registry"),
+            cfg: Arc::new(cfg),
+            net: rec.clone(),
+            stats: Arc::new(Stats::default()),
+            sl_tag_prefix: "0123456789abcdef0123456789abcdef".into(),
+            usrloc: Arc::new(crate::modules::usrloc::Usrloc::in_memory()),
+            tm: Arc::new(crate::modules::tm::Tm::from_config(&cfg2)),
+            nonces: Arc::new(crate::modules::auth::Nonces::from_config(&cfg2)),
+            htables: Arc::new(crate::modules::htable::Htables::from_config(&cfg2).expect("htable")),
+            pike: Arc::new(crate::modules::pike::Pike::from_config(&cfg2)),
+            acc: Arc::new(crate::modules::acc::Acc::from_config(&cfg2).expect("acc")),
+            subscribers: Arc::new(
+                crate::modules::auth_db::Subscribers::from_config(&cfg2).expect("no db"),
+            ),
+            permissions: Arc::new(crate::modules::permissions::Permissions::default()),
+            routing: Default::default(),
+        });
+        (env, rec, plugin)
+    }
+
+    fn request(env: &Arc<Env>) -> Ctx {
+        request_to(env, "bob")
+    }
+
+    fn request_to(env: &Arc<Env>, user: &str) -> Ctx {
+        let text = format!("OPTIONS sip:{user}@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+        let msg = Message::parse(Bytes::from(text)).expect("parse");
+        let rcv = RecvInfo {
+            proto: Proto::Udp,
+            src: "127.0.0.1:5070".parse().expect("a"),
+            local: "127.0.0.1:5060".parse().expect("a"),
+            conn: None,
+        };
+        Ctx::new(env.clone(), msg, rcv, RouteKind::Request)
+    }
+
+    /// First lines of what was sent since the last call.
+    fn replies(rec: &Recorder) -> Vec<String> {
+        rec.sent
+            .lock()
+            .expect("lock")
+            .drain(..)
+            .map(|(_, d)| {
+                String::from_utf8_lossy(&d)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    const RQ: &str = crate::proxy::pipeline::REQUEST_ROUTE;
+
+    /// Runs the request route, returning the context, the outcome and the replies sent.
+    fn run(script: &str) -> (Ctx, Outcome, Vec<String>) {
+        let (env, rec, p) = setup(script);
+        let (c, out) = p.run(&env, request(&env), RQ);
+        (c, out, replies(&rec))
+    }
+
+    #[test]
+    fn exit_from_nested_calls_pcall_error_and_loaded_modules_only() {
+        let (_, out, sent) = run(r#"
+local function deep(n)
+    if n == 0 then
+        KSR.sl.sl_send_reply(200, "first")
+        KSR.x.exit()
+        KSR.sl.sl_send_reply(500, "after exit")
+    end
+    deep(n - 1)
+end
+function ksr_request_route()
+    if KSR.sanity ~= nil or KSR.nathelper then KSR.sl.sl_send_reply(500, "not loaded but visible") end
+    if not KSR.maxfwd or not KSR.tm then KSR.sl.sl_send_reply(500, "loaded but missing") end
+    local ok, e = pcall(error, { code = 42 })
+    if ok or e.code ~= 42 then KSR.sl.sl_send_reply(500, "pcall table error") end
+    local ok2, e2 = pcall(function() local t = nil; return t.x end)
+    if ok2 or not tostring(e2):find("s.lua:15:", 1, true) then KSR.sl.sl_send_reply(500, "pcall runtime error " .. tostring(e2)) end
+    -- an exit caught by the script's own pcall, as in Kamailio
+    local ok3, e3 = pcall(KSR.x.exit)
+    if ok3 or tostring(e3) ~= "~~ksr~exit~~" then KSR.sl.sl_send_reply(500, "pcall exit") end
+    deep(20)
+    KSR.sl.sl_send_reply(500, "after deep")
+end
+"#);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(sent, vec!["SIP/2.0 200 first"]);
+    }
+
+    #[test]
+    fn string_library_coroutines_and_return_conventions() {
+        let (_, out, sent) = run(r#"
+function ksr_request_route()
+    local parts = {}
+    for w in string.gmatch("alice@example.com;tag=1", "[^@;]+") do parts[#parts + 1] = w end
+    local s = string.format("%s|%d|%s|%s", parts[2], #parts, ("x"):rep(3), string.upper(KSR.kx.get_method()))
+    s = s .. "|" .. select(1, string.gsub("a.b.c", "%.", "-")) .. "|" .. string.byte("A")
+    local co = coroutine.wrap(function(a)
+        local b = coroutine.yield(a + 1)
+        local ok, e = pcall(function() error("in coroutine") end)
+        coroutine.yield(ok and "no" or "caught")
+        return b * 2
+    end)
+    s = s .. "|" .. co(1) .. "|" .. co(5) .. "|" .. co()
+    -- a function without result: false without parameters, 0 with
+    if KSR.set_drop and KSR.info("x") ~= 0 then s = "info not 0" end
+    if KSR.pv.get("$avp(none)") ~= nil then s = "null not nil" end
+    if KSR.pv.get("$sp") ~= 5070 or KSR.pv.get("$rU") ~= "bob" then s = "pv" end
+    -- app_lua's conversions: a number string for an int, an int for a string
+    KSR.sl.sl_send_reply("200", s)
+end
+"#);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(
+            sent,
+            vec!["SIP/2.0 200 example.com|3|xxx|OPTIONS|a-b-c|65|2|caught|10"]
+        );
+    }
+
+    #[test]
+    fn drop_marks_the_message_and_ends_the_route() {
+        let (c, out, sent) = run(
+            "function ksr_request_route()\n  KSR.x.drop()\n  KSR.sl.sl_send_reply(500, 'after drop')\nend\n",
+        );
+        assert_eq!(out, Outcome::Done);
+        assert!(c.drop);
+        assert!(sent.is_empty(), "{sent:?}");
+    }
+
+    #[test]
+    fn io_and_os_reach_nothing_outside_the_sandbox() {
+        let (_, out, sent) = run(r#"
+function ksr_request_route()
+    local r = {}
+    r[#r + 1] = tostring(io.open("/etc/passwd", "r"))
+    r[#r + 1] = tostring(io.open("s.lua", "r"))
+    r[#r + 1] = tostring(os.getenv("HOME"))
+    r[#r + 1] = tostring(os.remove("/tmp"))
+    r[#r + 1] = tostring((pcall(os.exit, 1)))
+    local ok, p = pcall(io.popen, "id")
+    r[#r + 1] = tostring(ok and p ~= nil)
+    r[#r + 1] = tostring((os.execute("id")))
+    r[#r + 1] = tostring((pcall(require, "socket")))
+    KSR.sl.sl_send_reply(200, table.concat(r, ","))
+end
+"#);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(
+            sent,
+            vec!["SIP/2.0 200 nil,nil,nil,nil,false,false,nil,false"]
+        );
+    }
+
+    /// A runtime error: the route ends with an error (the pipeline answers 500), the log
+    /// names the script's file and line, and the next message gets a working instance.
+    #[test]
+    fn runtime_error_names_file_and_line_and_the_worker_recovers() {
+        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let log2 = log.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || LogBuf(log2.clone()))
+            .with_ansi(false)
+            .finish();
+        let (env, rec, p) = setup(
+            "local n = 0\nfunction ksr_request_route()\n  n = n + 1\n  if KSR.pv.get('$rU') == 'bob' then\n    local t = nil\n    return t.x\n  end\n  KSR.sl.sl_send_reply(200, 'n=' .. n)\nend\n",
+        );
+        let (_, out) = tracing::subscriber::with_default(sub, || p.run(&env, request(&env), RQ));
+        assert!(matches!(out, Outcome::Error(_)), "{out:?}");
+        let text = String::from_utf8_lossy(&log.lock().expect("lock")).to_string();
+        assert!(text.contains("s.lua:6: attempt to index"), "{text}");
+        assert!(text.contains("stack traceback"), "{text}");
+        assert!(replies(&rec).is_empty());
+        // A fresh instance: the Lua state is built again, so n starts over.
+        for _ in 0..2 {
+            let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
+            assert_eq!(out, Outcome::Done);
+        }
+        assert_eq!(replies(&rec), vec!["SIP/2.0 200 n=1", "SIP/2.0 200 n=2"]);
+    }
+
+    struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut g) = self.0.lock() {
+                g.extend_from_slice(b);
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn named_routes_and_load_errors() {
+        let (env, rec, p) = setup(
+            "function ksr_request_route() KSR.route('helper') end\n\
+             function helper() KSR.sl.sl_send_reply(404, 'helper') end\n\
+             function failure_route_x() KSR.sl.sl_send_reply(302, 'failure') end\n",
+        );
+        let (_, out) = p.run(&env, request(&env), RQ);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies(&rec), vec!["SIP/2.0 404 helper"]);
+        let (_, out) = p.run(&env, request(&env), "failure_route_x");
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies(&rec), vec!["SIP/2.0 302 failure"]);
+        let (_, out) = p.run(&env, request(&env), "no_such_route");
+        assert_eq!(out, Outcome::Missing);
+        // A syntax error or no request route refuses the script at init.
+        let (env, _, p) = setup("function ksr_request_route()\n  if then\nend\n");
+        let e = p.instantiate(&env).err().expect("refused");
+        assert!(e.contains("s.lua:2:"), "{e}");
+        let (env, _, p) = setup("function other() end\n");
+        let e = p.instantiate(&env).err().expect("refused");
+        assert!(e.contains("no function ksr_request_route"), "{e}");
+    }
+}
