@@ -126,6 +126,9 @@ impl Drop for Plugin {
     }
 }
 
+/// Least time instantiation and `init` get, whatever the route deadline.
+const INIT_DEADLINE: Duration = Duration::from_secs(1);
+
 /// Period of the epoch ticker: the deadline of a route call is checked at this
 /// granularity (a call is interrupted between `deadline` and `deadline + TICK`). Each tick
 /// wakes a thread; at 1 ms that thread cost ~15 µs of CPU per call at 1000 calls/s with
@@ -267,9 +270,16 @@ impl Plugin {
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         self.arm(&mut store);
+        // Instantiation and `init` (a script runtime compiles its script there) get at
+        // least INIT_DEADLINE: a worker's first message must not fail on a busy machine.
+        // A plugin whose init never ends is refused when it is loaded.
+        let init_deadline = self.limits.deadline.max(INIT_DEADLINE);
+        store.set_epoch_deadline(
+            (init_deadline.as_millis() as u64).div_ceil(TICK.as_millis() as u64) + 1,
+        );
         let pre = self.pre.clone();
         let config = self.config.clone();
-        let deadline = Instant::now() + self.limits.deadline;
+        let deadline = Instant::now() + init_deadline;
         let (store, r) = drive(deadline, async move {
             let r = match pre.instantiate_async(&mut store).await {
                 Ok(bindings) => match bindings.call_init(&mut store, &config).await {
