@@ -125,7 +125,7 @@ fn engines(c: &mut Criterion) {
     let plugin = Arc::new(Plugin::load(&wasm, "", Default::default()).expect("plugin"));
     g.bench_function("wasm warm", |b| {
         b.iter(|| {
-            let (_, o) = plugin.run(1, &env, ctx(&env), rq);
+            let (_, o) = plugin.run(&env, ctx(&env), rq);
             assert_eq!(o, Outcome::Done);
         })
     });
@@ -142,7 +142,7 @@ fn engines(c: &mut Criterion) {
     );
     g.bench_function("wasm per-message instance", |b| {
         b.iter(|| {
-            let (_, o) = isolated.run(1, &env, ctx(&env), rq);
+            let (_, o) = isolated.run(&env, ctx(&env), rq);
             assert_eq!(o, Outcome::Done);
         })
     });

@@ -106,6 +106,8 @@ pub struct Plugin {
     pub from_cache: bool,
     /// Registry indexes of the typed imports, found once per `Env`.
     typed: std::sync::Mutex<Option<(usize, TypedIdx)>>,
+    /// Route calls of this plugin version and why they failed.
+    pub counters: Arc<super::version::Counters>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -218,6 +220,7 @@ impl Plugin {
             stop,
             from_cache,
             typed: std::sync::Mutex::new(None),
+            counters: Arc::default(),
         })
     }
 
@@ -292,30 +295,37 @@ impl Plugin {
     }
 
     /// Runs route `name` on `ctx` with this thread's warm instance of the plugin.
-    pub fn run(
-        self: &Arc<Plugin>,
-        generation: u64,
-        env: &Arc<Env>,
-        ctx: Ctx,
-        name: &str,
-    ) -> (Ctx, Outcome) {
+    pub fn run(self: &Arc<Plugin>, env: &Arc<Env>, ctx: Ctx, name: &str) -> (Ctx, Outcome) {
         if self.limits.per_message {
             return self.run_isolated(env, ctx, name);
         }
-        let key = (generation, Arc::as_ptr(self) as usize);
+        let key = Arc::downgrade(self);
         WORKER.with(|w| {
             let mut w = w.borrow_mut();
-            if !matches!(&*w, Some((k, _)) if *k == key) {
-                *w = None;
-                match self.instantiate(env) {
-                    Ok(warm) => *w = Some((key, warm)),
-                    Err(e) => {
-                        Stats::inc(&env.stats.wasm_traps);
-                        return (ctx, Outcome::Error(format!("wasm plugin: {e}")));
+            let pos = match w.iter().position(|(k, _)| k.ptr_eq(&key)) {
+                Some(p) => p,
+                None => {
+                    // Instances of versions no longer loaded anywhere go first.
+                    w.retain(|(k, _)| k.strong_count() > 0);
+                    if w.len() >= INSTANCES_PER_WORKER {
+                        w.remove(0);
                     }
+                    match self.instantiate(env) {
+                        Ok(warm) => w.push((key, warm)),
+                        Err(e) => {
+                            Stats::inc(&env.stats.wasm_traps);
+                            super::version::Counters::inc(&self.counters.traps);
+                            return (ctx, Outcome::Error(format!("wasm plugin: {e}")));
+                        }
+                    }
+                    w.len() - 1
                 }
+            };
+            if pos + 1 != w.len() {
+                let e = w.remove(pos);
+                w.push(e);
             }
-            let Some((_, warm)) = w.as_mut() else {
+            let Some((_, warm)) = w.last_mut() else {
                 return (ctx, Outcome::Error("wasm plugin: no instance".into()));
             };
             let (ctx, r) = self.call(warm, ctx, name);
@@ -324,7 +334,7 @@ impl Plugin {
                 Ok(false) => (ctx, Outcome::Missing),
                 Err(reason) => {
                     // A trap poisons the store: the next message gets a fresh instance.
-                    *w = None;
+                    w.pop();
                     (ctx, Outcome::Error(format!("wasm plugin {name}: {reason}")))
                 }
             }
@@ -339,6 +349,7 @@ impl Plugin {
             Ok(w) => w,
             Err(e) => {
                 Stats::inc(&env.stats.wasm_traps);
+                super::version::Counters::inc(&self.counters.traps);
                 return (ctx, Outcome::Error(format!("wasm plugin: {e}")));
             }
         };
@@ -376,29 +387,38 @@ impl Plugin {
         let r = match r {
             Some(Ok(found)) => Ok(found),
             Some(Err(e)) => {
-                let (counter, reason) = if s.budget_hit {
+                let c = &self.counters;
+                let (counter, mine, reason) = if s.budget_hit {
                     (
                         &env.stats.wasm_host_call_limits,
+                        &c.host_call_limits,
                         "host-call budget exceeded".to_string(),
                     )
                 } else if s.limiter.hit {
                     (
                         &env.stats.wasm_memory_limits,
+                        &c.memory_limits,
                         "memory limit exceeded".to_string(),
                     )
                 } else if matches!(
                     e.downcast_ref::<wasmtime::Trap>(),
                     Some(wasmtime::Trap::Interrupt)
                 ) {
-                    (&env.stats.wasm_deadlines, "deadline exceeded".to_string())
+                    (
+                        &env.stats.wasm_deadlines,
+                        &c.deadlines,
+                        "deadline exceeded".to_string(),
+                    )
                 } else {
-                    (&env.stats.wasm_traps, format!("trap: {e:?}"))
+                    (&env.stats.wasm_traps, &c.traps, format!("trap: {e:?}"))
                 };
                 Stats::inc(counter);
+                super::version::Counters::inc(mine);
                 Err(reason)
             }
             None => {
                 Stats::inc(&env.stats.wasm_deadlines);
+                super::version::Counters::inc(&self.counters.deadlines);
                 Err("deadline exceeded (waiting on the host)".to_string())
             }
         };
@@ -419,8 +439,13 @@ pub struct Warm {
     vars: std::collections::HashMap<String, Val>,
 }
 
+/// Warm instances a worker keeps: one per plugin version it ran lately (the current one
+/// and those still finishing transactions), least recently used first.
+const INSTANCES_PER_WORKER: usize = 4;
+
 thread_local! {
-    static WORKER: RefCell<Option<((u64, usize), Warm)>> = const { RefCell::new(None) };
+    static WORKER: RefCell<Vec<(std::sync::Weak<Plugin>, Warm)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 /// Compiles `bytes`, or loads the code compiled earlier from `dir/<hash>.cwasm`; the
