@@ -123,6 +123,8 @@ fn build_in(
     std::fs::write(wit_dir.join("kemi.wit"), WIT).context("writing the WIT")?;
     let module = work.join("kemibox-ksr.js");
     std::fs::write(&module, js_module(source, name)).context("writing the JS module")?;
+    // componentize-js runs in `work`: every path it gets is absolute.
+    let out = &std::path::absolute(out).with_context(|| format!("{}", out.display()))?;
     let out_dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
