@@ -15,6 +15,9 @@ command -v kamailio >/dev/null || need_apt+=(kamailio)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so ]] || need_apt+=(kamailio-lua-modules)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so ]] || need_apt+=(kamailio-sqlite-modules)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+# JavaScript plugins (plugins/js): componentize-js runs on node (20 or later).
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [[ ${#need_apt[@]} -gt 0 ]]; then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO=sudo
@@ -27,4 +30,16 @@ if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   # WebAssembly plugins (plugins/) are components built for wasm32-wasip2.
   rustup target list --installed 2>/dev/null | grep -q '^wasm32-wasip2$' || rustup target add wasm32-wasip2
+fi
+
+# The JS runtime: componentize-js at the version pinned in plugins/js/package-lock.json.
+# `npm ci` fills npm's cache too, so a later run works offline.
+js_dir="$(dirname "$0")/../plugins/js"
+if [[ ! -f "$js_dir/node_modules/@bytecodealliance/componentize-js/src/cli.js" ||
+      "$js_dir/package-lock.json" -nt "$js_dir/node_modules/.package-lock.json" ]]; then
+  (cd "$js_dir" && npm ci --prefer-offline --no-audit --no-fund)
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [[ $node_major -lt 20 ]]; then
+  echo "warning: node $(node --version) is older than componentize-js wants (20 or later)" >&2
 fi

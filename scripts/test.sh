@@ -27,4 +27,12 @@ rm -f "$fuzz_log"
 cargo build -p kemibox
 CARGO_TARGET_DIR="$PWD/plugins/target" \
   cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+# The JS plugins the tests load, built once per run (tests/tests/js_plugins.rs reuses an
+# output newer than its script, the shim, the WIT and the npm lock file).
+kemibox="${CARGO_TARGET_DIR:-target}/debug/kemibox"
+mkdir -p plugins/js/build
+for js in examples/js/stateless.js examples/js/stateful.js tests/js/semantics.js \
+    /usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js; do
+  "$kemibox" plugin build "$js" -o "plugins/js/build/$(basename "$js" .js).wasm"
+done
 cargo test --workspace
