@@ -93,10 +93,7 @@ pub fn build_js(script: &Path, out: &Path, opts: &JsBuild) -> anyhow::Result<()>
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let work = std::env::temp_dir().join(format!(
-        "kemibox-jsbuild-{}-{nanos}",
-        std::process::id()
-    ));
+    let work = std::env::temp_dir().join(format!("kemibox-jsbuild-{}-{nanos}", std::process::id()));
     let r = build_in(&work, &source, &name, &cli, out, opts);
     let _ = std::fs::remove_dir_all(&work);
     r?;

@@ -67,11 +67,10 @@ fn one_worker(cfg: String) -> String {
 fn sipp_uas(kb: &Kemibox, port: u16, scenario: Option<&Path>) -> Bg {
     let mut cmd = Command::new("sipp");
     match scenario {
-        Some(sf) => cmd.arg("-sf").arg(sf).args([
-            "-trace_logs",
-            "-log_file",
-            "markers.log",
-        ]),
+        Some(sf) => cmd
+            .arg("-sf")
+            .arg(sf)
+            .args(["-trace_logs", "-log_file", "markers.log"]),
         None => cmd.args(["-sn", "uas"]),
     };
     let uas = cmd
@@ -128,10 +127,7 @@ fn js_stateless_forwarder_under_sipp() {
     let script = repo_root().join("examples/js/stateless.js");
     let kb = start_js(&js_config(p, &script, "", ""));
     let _uas = sipp_uas(&kb, u, None);
-    let out = run_bounded(
-        &mut sipp_uac(&kb, p, u, CALLS, 20),
-        Duration::from_secs(60),
-    );
+    let out = run_bounded(&mut sipp_uac(&kb, p, u, CALLS, 20), Duration::from_secs(60));
     assert_sipp(&out, CALLS, &kb);
     assert_eq!(
         kb.metric_settled("fwd_requests", 3 * CALLS as u64),
@@ -330,11 +326,17 @@ fn js_uncaught_error_answers_500_with_the_js_stack() {
     // An error in the reply route is logged with its stack and counted too.
     let target = UdpSocket::bind("127.0.0.1:0").expect("target");
     let ta = target.local_addr().expect("addr");
-    let req = options_to(&format!("fwd@{ta}"), sock.local_addr().expect("a"), "rthrow");
+    let req = options_to(
+        &format!("fwd@{ta}"),
+        sock.local_addr().expect("a"),
+        "rthrow",
+    );
     sock.send_to(&req, proxy).expect("send");
     let (fwd, from) = expect(&target, "OPTIONS ");
-    let ans = answer(&fwd, 200, "OK", "t")
-        .replace("Content-Length: 0\r\n", "X-Throw: 1\r\nContent-Length: 0\r\n");
+    let ans = answer(&fwd, 200, "OK", "t").replace(
+        "Content-Length: 0\r\n",
+        "X-Throw: 1\r\nContent-Length: 0\r\n",
+    );
     target.send_to(ans.as_bytes(), from).expect("answer");
     let deadline = Instant::now() + Duration::from_secs(3);
     while !kb.log_text().contains("kaboom from js: reply") {
@@ -381,7 +383,10 @@ fn kamailio_basic_jsdt_script_unmodified() {
         .expect("example config");
     let plugin = js_plugin(&script);
     let lua_line = "engine = \"lua\"\nscript = \"/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-lua.lua\"";
-    assert!(example.contains(lua_line), "the example's [routing] changed");
+    assert!(
+        example.contains(lua_line),
+        "the example's [routing] changed"
+    );
     let cfg = example
         .replace(
             "\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"",
@@ -450,7 +455,11 @@ CSeq: {cseq} REGISTER\r\nContact: <sip:alice@{l}>\r\n{auth}Content-Length: 0\r\n
     )
     .expect("send");
     let (ok, _) = expect(&sock, "SIP/2.0 ");
-    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}\n{}", kb.log_text());
+    assert!(
+        ok.starts_with("SIP/2.0 200 OK\r\n"),
+        "{ok}\n{}",
+        kb.log_text()
+    );
     assert_eq!(
         header(&ok, "Contact"),
         Some(format!("<sip:alice@{l}>;expires=3600").as_str()),
@@ -500,11 +509,7 @@ modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
         cache_dir().display()
     );
     let kb = Kemibox::start(&cfg, &lua);
-    let _uas = sipp_uas(
-        &kb,
-        u,
-        Some(&repo_root().join("tests/sipp/uas-marker.xml")),
-    );
+    let _uas = sipp_uas(&kb, u, Some(&repo_root().join("tests/sipp/uas-marker.xml")));
     let mut cmd = sipp_uac(&kb, p, u, RATE * SECS, RATE);
     let uac = std::thread::spawn(move || run_bounded(&mut cmd, Duration::from_secs(90)));
     std::thread::sleep(Duration::from_secs(SECS as u64 / 2));
