@@ -17,6 +17,9 @@ command -v kamailio >/dev/null || need_apt+=(kamailio)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 # pip installs zig (below) for the Lua runtime plugin.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# JavaScript plugins (plugins/js): componentize-js runs on node (20 or later).
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [[ ${#need_apt[@]} -gt 0 ]]; then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO=sudo
@@ -41,4 +44,15 @@ if [[ "$("$ZIG_DIR/ziglang/zig" version 2>/dev/null || true)" != "$ZIG_VERSION" 
   python3 -m pip install -q --disable-pip-version-check --target "$ZIG_DIR" "ziglang==$ZIG_VERSION" ||
     python3 -m pip install -q --disable-pip-version-check --break-system-packages --target "$ZIG_DIR" "ziglang==$ZIG_VERSION"
   "$ZIG_DIR/ziglang/zig" version
+fi
+# The JS runtime: componentize-js at the version pinned in plugins/js/package-lock.json.
+# `npm ci` fills npm's cache too, so a later run works offline.
+js_dir="$(dirname "$0")/../plugins/js"
+if [[ ! -f "$js_dir/node_modules/@bytecodealliance/componentize-js/src/cli.js" ||
+      "$js_dir/package-lock.json" -nt "$js_dir/node_modules/.package-lock.json" ]]; then
+  (cd "$js_dir" && npm ci --prefer-offline --no-audit --no-fund)
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [[ $node_major -lt 20 ]]; then
+  echo "warning: node $(node --version) is older than componentize-js wants (20 or later)" >&2
 fi

@@ -32,4 +32,13 @@ CARGO_TARGET_DIR="$PWD/plugins/target" \
 cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
 CARGO_TARGET_DIR="$PWD/plugins/target" \
   cargo clippy --manifest-path plugins/Cargo.toml --target wasm32-wasip2 -- -D warnings
+
+# The JS plugins the tests load, built once per run (tests/tests/js_plugins.rs reuses an
+# output newer than its script, the shim, the WIT and the npm lock file).
+kemibox="${CARGO_TARGET_DIR:-target}/debug/kemibox"
+mkdir -p plugins/js/build
+for js in examples/js/stateless.js examples/js/stateful.js tests/js/semantics.js \
+    /usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js; do
+  "$kemibox" plugin build "$js" -o "plugins/js/build/$(basename "$js" .js).wasm"
+done
 cargo test --workspace

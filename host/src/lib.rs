@@ -7,6 +7,7 @@ pub mod engine;
 pub mod kemi;
 pub mod modules;
 pub mod net;
+pub mod plugin_build;
 pub mod proxy;
 pub mod server;
 pub mod sip;

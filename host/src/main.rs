@@ -1,4 +1,4 @@
-//! `kemibox run -c FILE` / `kemibox check -c FILE`.
+//! `kemibox run -c FILE` / `kemibox check -c FILE` / `kemibox plugin build script.js -o out.wasm`.
 
 use std::path::PathBuf;
 
@@ -32,6 +32,30 @@ enum Cmd {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Build routing plugins.
+    Plugin {
+        #[command(subcommand)]
+        cmd: PluginCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCmd {
+    /// Build a wasm routing plugin from a Kamailio KEMI JavaScript script (app_jsdt
+    /// style: `ksr_request_route()` and the routes it names), with componentize-js.
+    Build {
+        /// The JavaScript routing script.
+        script: PathBuf,
+        /// The component to write.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// The JS runtime directory (`plugins/js`, with its `node_modules`).
+        #[arg(long)]
+        runtime: Option<PathBuf>,
+        /// Compile the JS ahead of time (componentize-js `--aot`, weval).
+        #[arg(long)]
+        aot: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +72,24 @@ fn main() -> anyhow::Result<()> {
             let cfg = Config::load(&config)?;
             kemibox::server::check(cfg)?;
             println!("{}: OK", config.display());
+            Ok(())
+        }
+        Cmd::Plugin {
+            cmd:
+                PluginCmd::Build {
+                    script,
+                    out,
+                    runtime,
+                    aot,
+                },
+        } => {
+            let opts = kemibox::plugin_build::JsBuild {
+                runtime,
+                node: None,
+                aot,
+            };
+            kemibox::plugin_build::build_js(&script, &out, &opts)?;
+            println!("{}", out.display());
             Ok(())
         }
         Cmd::Run { config, script } => {

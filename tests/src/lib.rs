@@ -556,3 +556,54 @@ pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
         .find(|l| l.len() > prefix.len() && l[..prefix.len()].eq_ignore_ascii_case(&prefix))
         .map(|l| l[prefix.len()..].trim())
 }
+
+/// Builds the JS routing script `script` into a wasm plugin with `kemibox plugin build`
+/// (componentize-js from `plugins/js/node_modules`), as `plugins/js/build/<stem>.wasm`;
+/// an output newer than the script, the shim, the WIT and the npm lock file is reused
+/// (`scripts/test.sh` builds them once per run). Panics when the JS runtime is missing.
+pub fn js_plugin(script: &Path) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let root = repo_root();
+    let stem = script
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .expect("script file name");
+    let out = root.join("plugins/js/build").join(format!("{stem}.wasm"));
+    let mtime = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let inputs = [
+        script.to_path_buf(),
+        root.join("plugins/js/ksr.js"),
+        root.join("wit/kemi.wit"),
+        root.join("plugins/js/package-lock.json"),
+    ];
+    let newest = inputs.iter().map(|p| mtime(p)).max().expect("inputs");
+    if out.is_file() && mtime(&out) >= newest {
+        return out;
+    }
+    assert!(
+        root.join("plugins/js/node_modules/@bytecodealliance/componentize-js")
+            .is_dir(),
+        "plugins/js/node_modules is missing: run `npm ci` in plugins/js (scripts/setup.sh does)"
+    );
+    let o = run_bounded(
+        Command::new(kemibox_bin())
+            .args(["plugin", "build"])
+            .arg(script)
+            .arg("-o")
+            .arg(&out),
+        Duration::from_secs(300),
+    );
+    assert!(
+        o.status.success() && out.is_file(),
+        "kemibox plugin build {} failed:\n{}{}",
+        script.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}

@@ -1,0 +1,544 @@
+//! The JavaScript runtime (issue 5, part 2): KEMI scripts in JavaScript built into wasm
+//! components with `kemibox plugin build` (componentize-js and the KSR shim of
+//! `plugins/js/`): a stateless forwarder under sipp, a stateful script with failure and
+//! branch routes, `KSR.x.exit`/`KSR.x.drop` and app_jsdt's argument conversions, an
+//! uncaught JS error answering 500 with its JS stack in the log, Kamailio's own
+//! `kamailio-basic-kemi-jsdt.js` unmodified, and a hot swap from a Lua script to a JS
+//! plugin under sipp load.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::*;
+use md5::{Digest, Md5};
+use serde_json::json;
+
+const JSDT_SCRIPT: &str = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js";
+
+/// Compiled components shared by the tests (and runs): keyed by content hash.
+fn cache_dir() -> PathBuf {
+    repo_root().join("plugins/js/build/cache")
+}
+
+/// Compiles the plugin of `cfg` into the cache with `kemibox check` (a JS component takes
+/// longer to compile than `Kemibox::start` waits), checking that its `init` runs.
+fn precompile(cfg: &str) {
+    let dir = scratch_dir("js-check");
+    let path = dir.join("check.toml");
+    std::fs::write(&path, cfg.replace("CONTROL", "127.0.0.1:1")).expect("write config");
+    let out = run_bounded(
+        Command::new(kemibox_bin()).args(["check", "-c"]).arg(&path),
+        Duration::from_secs(600),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "kemibox check failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A wasm config running the JS plugin built from `script`, with the shared cache.
+fn js_config(listen: u16, script: &Path, plugin_config: &str, extra_core: &str) -> String {
+    let plugin = js_plugin(script);
+    format!(
+        "[core]\nlisten = [\"udp:127.0.0.1:{listen}\"]\negress_allow = [\"127.0.0.0/8\"]\nworkers = 2\n{extra_core}\n\
+[modparam.tm]\nfr_timer = 5000\nfr_inv_timer = 10000\n\
+[dns]\nhosts_only = true\n[routing]\nengine = \"wasm\"\nplugin = \"{}\"\nconfig = \"{plugin_config}\"\n\
+cache_dir = \"{}\"\n[routing.limits]\ndeadline_ms = 500\nmemory_mb = 64\n",
+        plugin.display(),
+        cache_dir().display()
+    )
+}
+
+fn start_js(cfg: &str) -> Kemibox {
+    precompile(cfg);
+    Kemibox::start(cfg, "")
+}
+
+/// One routing worker: one warm instance, whose globals the test looks at.
+fn one_worker(cfg: String) -> String {
+    cfg.replacen("workers = 2", "workers = 1", 1)
+}
+
+fn sipp_uas(kb: &Kemibox, port: u16, scenario: Option<&Path>) -> Bg {
+    let mut cmd = Command::new("sipp");
+    match scenario {
+        Some(sf) => cmd
+            .arg("-sf")
+            .arg(sf)
+            .args(["-trace_logs", "-log_file", "markers.log"]),
+        None => cmd.args(["-sn", "uas"]),
+    };
+    let uas = cmd
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
+        .current_dir(&kb.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp UAS (install sip-tester)");
+    std::thread::sleep(Duration::from_millis(300));
+    Bg(uas)
+}
+
+fn sipp_uac(kb: &Kemibox, proxy: u16, uas: u16, calls: u32, rate: u32) -> Command {
+    let mut cmd = Command::new("sipp");
+    cmd.args([
+        "-sn",
+        "uac",
+        "-nostdin",
+        "-m",
+        &calls.to_string(),
+        "-r",
+        &rate.to_string(),
+        "-timeout",
+        "60",
+        "-timeout_error",
+        &format!("127.0.0.1:{uas}"),
+        "-rsa",
+        &format!("127.0.0.1:{proxy}"),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &free_port().to_string(),
+    ])
+    .current_dir(&kb.dir);
+    cmd
+}
+
+fn assert_sipp(out: &std::process::Output, calls: u32, kb: &Kemibox) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ok, failed) = sipp_counts(&stdout);
+    assert!(
+        ok == calls as u64 && failed == 0,
+        "{ok} successful, {failed} failed\n{}\n{}",
+        stdout.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
+        kb.log_text()
+    );
+}
+
+#[test]
+fn js_stateless_forwarder_under_sipp() {
+    const CALLS: u32 = 40;
+    let (p, u) = (free_port(), free_port());
+    let script = repo_root().join("examples/js/stateless.js");
+    let kb = start_js(&js_config(p, &script, "", ""));
+    let _uas = sipp_uas(&kb, u, None);
+    let out = run_bounded(&mut sipp_uac(&kb, p, u, CALLS, 20), Duration::from_secs(60));
+    assert_sipp(&out, CALLS, &kb);
+    assert_eq!(
+        kb.metric_settled("fwd_requests", 3 * CALLS as u64),
+        3 * CALLS as u64
+    );
+    assert_eq!(kb.metric("script_errors"), 0);
+    assert_eq!(kb.metric("wasm_traps"), 0);
+
+    // The keepalive branch of the script.
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = sock.local_addr().expect("local");
+    let to: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let r = udp_exchange(
+        &sock,
+        to,
+        &options_to(&format!("127.0.0.1:{p}"), local, "js-ka"),
+        Duration::from_secs(5),
+    )
+    .expect("keepalive answer");
+    assert_eq!(status_of(&r), Some(200));
+    assert_eq!(reason_of(&r), "Keepalive");
+}
+
+/// `examples/js/stateful.js`: the first target is busy, the failure route (named at run
+/// time with `t_on_failure`) relays to the X-Fallback target, which declines; every
+/// branch went through the branch route.
+#[test]
+fn js_stateful_failure_and_branch_routes() {
+    let p = free_port();
+    let script = repo_root().join("examples/js/stateful.js");
+    let kb = start_js(&js_config(
+        p,
+        &script,
+        "marker=t1",
+        "modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]",
+    ));
+    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let sock = || UdpSocket::bind("127.0.0.1:0").expect("socket");
+    let (client, busy, fallback) = (sock(), sock(), sock());
+    let addr = |s: &UdpSocket| s.local_addr().expect("addr");
+
+    let extra = format!("X-Fallback: sip:carol@{}\r\n", addr(&fallback));
+    let inv = invite(proxy, addr(&client), addr(&busy), "js-fail", &extra);
+    client.send_to(inv.as_bytes(), proxy).expect("send");
+    expect(&client, "SIP/2.0 100");
+    let (first, from) = expect(&busy, "INVITE ");
+    assert_eq!(header(&first, "X-Routing-Version"), Some("t1"), "{first}");
+    assert_eq!(header(&first, "X-Branch"), Some("js"), "{first}");
+    busy.send_to(answer(&first, 486, "Busy Here", "b").as_bytes(), from)
+        .expect("486");
+    expect(&busy, "ACK ");
+    let (second, from) = expect(&fallback, "INVITE ");
+    assert!(
+        second.starts_with(&format!("INVITE sip:carol@{} ", addr(&fallback))),
+        "{second}"
+    );
+    assert_eq!(header(&second, "X-Failure-Version"), Some("t1"), "{second}");
+    assert_eq!(header(&second, "X-Branch"), Some("js"), "{second}");
+    fallback
+        .send_to(answer(&second, 603, "Decline", "f").as_bytes(), from)
+        .expect("603");
+    expect(&fallback, "ACK ");
+    let (fin, _) = expect(&client, "SIP/2.0 603");
+    assert!(fin.starts_with("SIP/2.0 603 Decline\r\n"), "{fin}");
+    assert_eq!(kb.metric("script_errors"), 0, "{}", kb.log_text());
+    assert_eq!(kb.metric("wasm_traps"), 0);
+}
+
+/// Sends an OPTIONS to `user@proxy` and returns the answer, if one comes within `wait`.
+fn ask(sock: &UdpSocket, proxy: SocketAddr, user: &str, wait: Duration) -> Option<Vec<u8>> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let local = sock.local_addr().expect("local");
+    udp_exchange(
+        sock,
+        proxy,
+        &options_to(&format!("{user}@{proxy}"), local, &format!("js-{user}-{n}")),
+        wait,
+    )
+}
+
+fn answer_to(sock: &UdpSocket, proxy: SocketAddr, user: &str) -> (u16, String) {
+    let r = ask(sock, proxy, user, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no answer for {user}"));
+    (status_of(&r).unwrap_or(0), reason_of(&r))
+}
+
+/// `KSR.x.exit()` from any depth, `KSR.x.drop()` for a request and a reply,
+/// `KSR.set_drop()`, a script's own `catch` seeing app_jsdt's exit sentinel, argument
+/// conversions, only loaded modules under `KSR`, state kept by the warm instance.
+#[test]
+fn js_exit_drop_and_conversions() {
+    let p = free_port();
+    let script = repo_root().join("tests/js/semantics.js");
+    let kb = start_js(&one_worker(js_config(
+        p,
+        &script,
+        "",
+        "modules = [\"sl\", \"tm\", \"maxfwd\", \"kx\", \"textops\"]",
+    )));
+    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+
+    // exit: the first reply only, nothing after the exit at any depth.
+    assert_eq!(
+        answer_to(&sock, proxy, "exit"),
+        (200, "before exit".to_string())
+    );
+    assert!(
+        recv(&sock, Duration::from_millis(500)).is_none(),
+        "a reply after exit"
+    );
+    // drop: no reply at all (no 500 either).
+    assert!(ask(&sock, proxy, "drop", Duration::from_secs(1)).is_none());
+    // set_drop only marks: the route goes on and its reply is sent.
+    assert_eq!(
+        answer_to(&sock, proxy, "set-drop"),
+        (200, "marked".to_string())
+    );
+    assert_eq!(
+        answer_to(&sock, proxy, "catch"),
+        (200, "caught ~~ksr~exit~~".to_string())
+    );
+    assert_eq!(answer_to(&sock, proxy, "args"), (202, "42".to_string()));
+    assert_eq!(
+        answer_to(&sock, proxy, "modules"),
+        (
+            200,
+            "object,undefined,object,function,true,false,,false".to_string()
+        )
+    );
+    let (code, reason) = answer_to(&sock, proxy, "counter");
+    assert_eq!(code, 200);
+    let count: u32 = reason
+        .strip_prefix("count ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{reason}"));
+    assert!(count >= 4, "the warm instance keeps globals: {reason}");
+    assert_eq!(answer_to(&sock, proxy, "console"), (200, "logged".into()));
+    assert!(kb.log_text().contains("console.log from js 7"));
+
+    // A reply dropped in the reply route is not relayed (and is counted); another one is.
+    let drops = kb.metric("drops");
+    let target = UdpSocket::bind("127.0.0.1:0").expect("target");
+    let t = target.local_addr().expect("addr");
+    for (tag, extra, relayed) in [("keep", "", true), ("gone", "X-Drop: 1\r\n", false)] {
+        let req = options_to(&format!("fwd@{t}"), sock.local_addr().expect("a"), tag);
+        sock.send_to(&req, proxy).expect("send");
+        let (fwd, from) = expect(&target, "OPTIONS ");
+        let ans = answer(&fwd, 200, "OK", "t").replace(
+            "Content-Length: 0\r\n",
+            &format!("{extra}Content-Length: 0\r\n"),
+        );
+        target.send_to(ans.as_bytes(), from).expect("answer");
+        let got = recv(&sock, Duration::from_secs(1));
+        assert_eq!(got.is_some(), relayed, "{tag}: {got:?}");
+    }
+    assert_eq!(kb.metric_settled("drops", drops + 1), drops + 1);
+    assert_eq!(kb.metric("script_errors"), 0, "{}", kb.log_text());
+    assert_eq!(kb.metric("wasm_traps"), 0);
+}
+
+/// An uncaught JS error: the request gets 500, the log has the error with its JS stack
+/// (script file and line), the trap is counted, and the next request is answered by a
+/// fresh instance.
+#[test]
+fn js_uncaught_error_answers_500_with_the_js_stack() {
+    let p = free_port();
+    let script = repo_root().join("tests/js/semantics.js");
+    let kb = start_js(&one_worker(js_config(
+        p,
+        &script,
+        "",
+        "modules = [\"sl\", \"tm\", \"maxfwd\", \"kx\", \"textops\"]",
+    )));
+    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    assert_eq!(answer_to(&sock, proxy, "counter"), (200, "count 1".into()));
+    let t = Instant::now();
+    let (code, _) = answer_to(&sock, proxy, "throw");
+    assert_eq!(code, 500, "{}", kb.log_text());
+    assert!(t.elapsed() < Duration::from_secs(2));
+    let log = kb.log_text();
+    assert!(
+        log.contains("error stack from js: Error: kaboom from js: throw"),
+        "{log}"
+    );
+    assert!(log.contains("thrower@semantics.js:15:"), "{log}");
+    assert!(log.contains("ksr_request_route@semantics.js:"), "{log}");
+    assert!(log.contains("error executing: ksr_request_route"), "{log}");
+    assert_eq!(kb.metric("wasm_traps"), 1);
+    assert!(kb.metric("script_errors") >= 1);
+    // A fresh instance (the trapped one is gone with its globals).
+    assert_eq!(answer_to(&sock, proxy, "counter"), (200, "count 1".into()));
+
+    // An error in the reply route is logged with its stack and counted too.
+    let target = UdpSocket::bind("127.0.0.1:0").expect("target");
+    let ta = target.local_addr().expect("addr");
+    let req = options_to(
+        &format!("fwd@{ta}"),
+        sock.local_addr().expect("a"),
+        "rthrow",
+    );
+    sock.send_to(&req, proxy).expect("send");
+    let (fwd, from) = expect(&target, "OPTIONS ");
+    let ans = answer(&fwd, 200, "OK", "t").replace(
+        "Content-Length: 0\r\n",
+        "X-Throw: 1\r\nContent-Length: 0\r\n",
+    );
+    target.send_to(ans.as_bytes(), from).expect("answer");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !kb.log_text().contains("kaboom from js: reply") {
+        assert!(Instant::now() < deadline, "{}", kb.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(kb.log_text().contains("ksr_reply_route@semantics.js:"));
+    assert_eq!(kb.metric_settled("wasm_traps", 2), 2);
+}
+
+fn digest(user: &str, pass: &str, realm: &str, nonce: &str, method: &str, uri: &str) -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let ha1 = hex(&Md5::digest(format!("{user}:{realm}:{pass}").as_bytes()));
+    let ha2 = hex(&Md5::digest(format!("{method}:{uri}").as_bytes()));
+    let resp = hex(&Md5::digest(format!("{ha1}:{nonce}:{ha2}").as_bytes()));
+    format!("Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5")
+}
+
+/// `examples/basic-kemi/kemibox.toml` switched to the wasm engine and the plugin built
+/// from Kamailio's `kamailio-basic-kemi-jsdt.js`, unmodified. That script calls
+/// `KSR.nathelper` and `KSR.permissions` without testing for them (Kamailio's cfg loads
+/// them with its default WITH_NAT and WITH_IPAUTH), so those modules are added.
+#[test]
+fn kamailio_basic_jsdt_script_unmodified() {
+    let script = PathBuf::from(JSDT_SCRIPT);
+    assert!(
+        script.is_file(),
+        "{JSDT_SCRIPT} is missing: apt-get install kamailio"
+    );
+    let p = free_port();
+    let dir = scratch_dir("jsdt");
+    let db = dir.join("kamailio.sqlite");
+    let out = Command::new(repo_root().join("examples/basic-kemi/create-db.sh"))
+        .arg(&db)
+        .args(["alice:alice123", "bob:bob123"])
+        .output()
+        .expect("create-db.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let example = std::fs::read_to_string(repo_root().join("examples/basic-kemi/kemibox.toml"))
+        .expect("example config");
+    let plugin = js_plugin(&script);
+    let lua_line = "engine = \"lua\"\nscript = \"/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-lua.lua\"";
+    assert!(
+        example.contains(lua_line),
+        "the example's [routing] changed"
+    );
+    let cfg = example
+        .replace(
+            "\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"",
+            &format!("\"udp:127.0.0.1:{p}\""),
+        )
+        .replace(
+            "\"pike\", \"acc\"]",
+            "\"pike\", \"acc\", \"nathelper\", \"permissions\"]",
+        )
+        .replace(
+            "sqlite://kamailio.sqlite",
+            &format!("sqlite://{}", db.display()),
+        )
+        .replace(
+            lua_line,
+            &format!(
+                "engine = \"wasm\"\nplugin = \"{}\"\ncache_dir = \"{}\"",
+                plugin.display(),
+                cache_dir().display()
+            ),
+        )
+        + "\n[control]\nlisten = \"CONTROL\"\n";
+    assert!(cfg.contains("\"nathelper\", \"permissions\""));
+    let kb = start_js(&cfg);
+    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let l = sock.local_addr().expect("addr");
+
+    // OPTIONS keepalive to the server itself.
+    let r = udp_exchange(
+        &sock,
+        proxy,
+        &options_to(&format!("127.0.0.1:{p}"), l, "jsdt-ka"),
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|| panic!("no keepalive answer\n{}", kb.log_text()));
+    assert_eq!(
+        (status_of(&r), reason_of(&r).as_str()),
+        (Some(200), "Keepalive")
+    );
+
+    // REGISTER: a challenge, then 200 with the binding.
+    let uri = format!("sip:127.0.0.1:{p}");
+    let register = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bK-jsdt-{cseq}\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@127.0.0.1>;tag=ra\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: jsdt-reg\r\n\
+CSeq: {cseq} REGISTER\r\nContact: <sip:alice@{l}>\r\n{auth}Content-Length: 0\r\n\r\n"
+        )
+    };
+    sock.send_to(register(1, "").as_bytes(), proxy)
+        .expect("send");
+    let (ch, _) = expect(&sock, "SIP/2.0 401");
+    let www = header(&ch, "WWW-Authenticate").expect("a challenge");
+    assert!(www.contains("realm=\"127.0.0.1\""), "{ch}");
+    let nonce = www
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("nonce")
+        .to_string();
+    let auth = digest("alice", "alice123", "127.0.0.1", &nonce, "REGISTER", &uri);
+    sock.send_to(
+        register(2, &format!("Authorization: {auth}\r\n")).as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let (ok, _) = expect(&sock, "SIP/2.0 ");
+    assert!(
+        ok.starts_with("SIP/2.0 200 OK\r\n"),
+        "{ok}\n{}",
+        kb.log_text()
+    );
+    assert_eq!(
+        header(&ok, "Contact"),
+        Some(format!("<sip:alice@{l}>;expires=3600").as_str()),
+        "{ok}"
+    );
+    // A wrong password is challenged again.
+    let bad = digest("alice", "wrong", "127.0.0.1", &nonce, "REGISTER", &uri);
+    sock.send_to(
+        register(3, &format!("Authorization: {bad}\r\n")).as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    expect(&sock, "SIP/2.0 401");
+    assert_eq!(kb.metric("script_errors"), 0, "{}", kb.log_text());
+    assert_eq!(kb.metric("wasm_traps"), 0);
+}
+
+/// `routing.load` from a Lua script (mlua) to the JS plugin while sipp runs at 100
+/// calls/s: no call fails, and the callee sees the Lua marker, then the JS one.
+#[test]
+fn hot_swap_lua_to_js_under_load() {
+    const RATE: u32 = 100;
+    const SECS: u32 = 10;
+    let (p, u) = (free_port(), free_port());
+    let js = js_plugin(&repo_root().join("examples/js/stateful.js"));
+    let lua = std::fs::read_to_string(repo_root().join("examples/stateful.lua"))
+        .expect("examples/stateful.lua")
+        .replacen(
+            "\tif KSR.tm.t_relay() < 0 then",
+            "\tKSR.hdr.append(\"X-Routing-Version: lua\\r\\n\")\n\tif KSR.tm.t_relay() < 0 then",
+            1,
+        );
+    assert!(lua.contains("X-Routing-Version: lua"));
+    let limits = "[routing.limits]\ndeadline_ms = 500\nmemory_mb = 64\n";
+    // The JS component compiled ahead, as an operator would with `kemibox check`.
+    precompile(&format!(
+        "[core]\nlisten = [\"udp:127.0.0.1:{p}\"]\n[routing]\nengine = \"wasm\"\nplugin = \"{}\"\n\
+config = \"marker=js\"\ncache_dir = \"{}\"\n{limits}",
+        js.display(),
+        cache_dir().display()
+    ));
+    let cfg = format!(
+        "[core]\nlisten = [\"udp:127.0.0.1:{p}\"]\negress_allow = [\"127.0.0.0/8\"]\nworkers = 2\n\
+modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
+[modparam.tm]\nfr_timer = 5000\nfr_inv_timer = 10000\n\
+[dns]\nhosts_only = true\n[routing]\nengine = \"lua\"\nscript = \"SCRIPT\"\ncache_dir = \"{}\"\n{limits}",
+        cache_dir().display()
+    );
+    let kb = Kemibox::start(&cfg, &lua);
+    let _uas = sipp_uas(&kb, u, Some(&repo_root().join("tests/sipp/uas-marker.xml")));
+    let mut cmd = sipp_uac(&kb, p, u, RATE * SECS, RATE);
+    let uac = std::thread::spawn(move || run_bounded(&mut cmd, Duration::from_secs(90)));
+    std::thread::sleep(Duration::from_secs(SECS as u64 / 2));
+    let t = Instant::now();
+    let r = kb.rpc(
+        "routing.load",
+        json!({"path": js.display().to_string(), "config": "marker=js"}),
+    );
+    let swap = t.elapsed();
+    assert!(r.get("result").is_some(), "swap refused: {r}");
+    assert_eq!(r["result"]["current"]["engine"], "wasm", "{r}");
+    let out = uac.join().expect("sipp UAC thread");
+    assert_sipp(&out, RATE * SECS, &kb);
+
+    let log = std::fs::read_to_string(kb.dir.join("markers.log")).unwrap_or_default();
+    let markers: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("marker "))
+        .collect();
+    assert_eq!(markers.len(), (RATE * SECS) as usize, "every INVITE marked");
+    let first_js = markers.iter().position(|m| *m == "js").expect("js marker");
+    assert!(first_js > 0, "Lua routed first");
+    // INVITEs routed just before the swap may arrive just after the first JS one.
+    let last_lua = markers.iter().rposition(|m| *m == "lua").unwrap_or(0);
+    assert!(
+        last_lua < first_js + 10 && markers.iter().all(|m| *m == "lua" || *m == "js"),
+        "one switch from lua to js: {markers:?}"
+    );
+    println!("swap took {swap:?}; {first_js} calls on lua, the rest on js");
+    assert_eq!(kb.metric("script_errors"), 0);
+    assert_eq!(kb.metric("wasm_traps"), 0);
+}
