@@ -28,4 +28,8 @@ rm -f "$fuzz_log"
 cargo build -p kemibox
 CARGO_TARGET_DIR="$PWD/plugins/target" \
   cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+# The plugins are their own workspace: the same formatting and lint rules.
+cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
+CARGO_TARGET_DIR="$PWD/plugins/target" \
+  cargo clippy --manifest-path plugins/Cargo.toml --target wasm32-wasip2 -- -D warnings
 cargo test --workspace

@@ -130,7 +130,7 @@ fn engines(c: &mut Criterion) {
     let plugin = Arc::new(Plugin::load(&wasm, "", Default::default()).expect("plugin"));
     g.bench_function("wasm warm", |b| {
         b.iter(|| {
-            let (_, o) = plugin.run(1, &env, ctx(&env), rq);
+            let (_, o) = plugin.run(&env, ctx(&env), rq);
             assert_eq!(o, Outcome::Done);
         })
     });
@@ -147,7 +147,7 @@ fn engines(c: &mut Criterion) {
     );
     g.bench_function("wasm per-message instance", |b| {
         b.iter(|| {
-            let (_, o) = isolated.run(1, &env, ctx(&env), rq);
+            let (_, o) = isolated.run(&env, ctx(&env), rq);
             assert_eq!(o, Outcome::Done);
         })
     });
@@ -169,7 +169,7 @@ fn engines(c: &mut Criterion) {
     let inst = t.elapsed();
     drop(warm);
     let t = std::time::Instant::now();
-    let (_, o) = lw.run(7, &env, ctx(&env), rq);
+    let (_, o) = lw.run(&env, ctx(&env), rq);
     let first = t.elapsed();
     assert_eq!(o, Outcome::Done);
     eprintln!(
@@ -191,7 +191,7 @@ fn engines(c: &mut Criterion) {
     }
     g.bench_function("lua-wasm warm", |b| {
         b.iter(|| {
-            let (_, o) = lw.run(1, &env, ctx(&env), rq);
+            let (_, o) = lw.run(&env, ctx(&env), rq);
             assert_eq!(o, Outcome::Done);
         })
     });
@@ -218,7 +218,7 @@ fn engines(c: &mut Criterion) {
     let (lw_exit, _) = lua_wasm(&exit_src);
     g.bench_function("lua-wasm exit", |b| {
         b.iter(|| {
-            let (_, o) = lw_exit.run(2, &env, ctx(&env), rq);
+            let (_, o) = lw_exit.run(&env, ctx(&env), rq);
             assert_eq!(o, Outcome::Done);
         })
     });
@@ -237,7 +237,7 @@ fn engines(c: &mut Criterion) {
     let (lw_empty, _) = lua_wasm(empty_src);
     g.bench_function("lua-wasm empty route", |b| {
         b.iter(|| {
-            let (_, o) = lw_empty.run(3, &env, ctx(&env), rq);
+            let (_, o) = lw_empty.run(&env, ctx(&env), rq);
             assert_eq!(o, Outcome::Done);
         })
     });

@@ -50,6 +50,9 @@ pub struct Config {
     pub listen: Vec<ListenSpec>,
     #[serde(skip)]
     pub egress: Option<Vec<IpNet>>,
+    /// `kemibox check`: validate only; stores that would be written are not created.
+    #[serde(skip)]
+    pub check_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +179,25 @@ pub struct Routing {
     /// `Config::lua_runtime_path`.
     #[serde(default)]
     pub runtime: Option<Spanned<PathBuf>>,
+    /// The reply to a request whose route failed (a Lua error, a plugin's trap, deadline
+    /// or limit hit): `"CODE Reason"`, 300..=699; default `"500 Server Internal Error"`.
+    #[serde(default)]
+    pub error_reply: Option<Spanned<String>>,
+}
+
+/// Parses `"CODE Reason phrase"` with a final code 300..=699.
+pub fn parse_error_reply(s: &str) -> Result<(u16, String), String> {
+    let (code, reason) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
+    let code: u16 = code
+        .parse()
+        .ok()
+        .filter(|c| (300..=699).contains(c))
+        .ok_or_else(|| format!("`{s}`: must start with a status code 300..=699"))?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().any(|c| c.is_control()) {
+        return Err(format!("`{s}`: needs a reason phrase on one line"));
+    }
+    Ok((code, reason.to_string()))
 }
 
 /// `[routing.limits]`: what one route call of a wasm plugin may use.
@@ -407,6 +429,10 @@ impl Config {
                 }
             }
         }
+        if let Some(r) = &cfg.routing.error_reply {
+            parse_error_reply(r.get_ref())
+                .map_err(|m| at(r.span().start, format!("routing.error_reply: {m}")))?;
+        }
         for (module, params) in &cfg.modparam {
             let known = crate::modules::modparams_of(module).ok_or_else(|| {
                 let off = params.values().next().map(|v| v.span().start).unwrap_or(0);
@@ -498,6 +524,32 @@ impl Config {
     }
 
     /// The limits of `[routing.limits]`, with their defaults.
+    /// The SQLite file of `[modparam.<module>] db_url` (`sqlite://PATH`, relative to the
+    /// config file's folder); `None` when no db_url is set.
+    pub fn sqlite_path(&self, module: &str) -> Result<Option<PathBuf>, String> {
+        let url = self.modparam_str(module, "db_url", "");
+        if url.is_empty() {
+            return Ok(None);
+        }
+        let p = url
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| format!("{module}: bad db_url `{url}` (sqlite://PATH)"))?;
+        Ok(Some(if p.starts_with('/') {
+            p.into()
+        } else {
+            self.base_dir.join(p)
+        }))
+    }
+
+    /// The reply to a request whose route failed (`routing.error_reply`).
+    pub fn error_reply(&self) -> (u16, String) {
+        self.routing
+            .error_reply
+            .as_ref()
+            .and_then(|r| parse_error_reply(r.get_ref()).ok())
+            .unwrap_or((500, "Server Internal Error".into()))
+    }
+
     pub fn wasm_limits(&self) -> crate::engine::wasm::Limits {
         let l = &self.routing.limits;
         let d = crate::engine::wasm::Limits::default();

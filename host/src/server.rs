@@ -5,7 +5,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::config::Config;
-use crate::engine::lua::{LuaEngine, LuaError, Script};
+use crate::engine::lua::LuaError;
 use crate::kemi::{Env, Registry, RegistryError};
 use crate::modules::usrloc::Usrloc;
 use crate::net::{Listener, Net, Offline};
@@ -21,8 +21,9 @@ pub enum StartError {
     Script(#[from] LuaError),
     #[error(transparent)]
     Wasm(#[from] crate::engine::wasm::WasmError),
+    /// The script or plugin did not load (the reason names the file).
     #[error("{0}")]
-    Plugin(String),
+    Routing(String),
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(transparent)]
@@ -88,40 +89,22 @@ pub fn make_env(
         tm,
         nonces,
         subscribers,
-        script: std::sync::OnceLock::new(),
+        routing: Default::default(),
     }))
 }
 
-/// Loads the configured routing (script or plugin) and checks it on `env`: a Lua state
-/// is built, a plugin is compiled, instantiated and its `init` run.
-fn load_routing(cfg: &Config, env: &Arc<Env>) -> Result<crate::engine::Routing, StartError> {
-    if cfg.routing.engine.get_ref() == "lua-wasm" {
-        let plugin = crate::engine::wasm::lua_runtime::load(cfg)?;
-        plugin
-            .instantiate(env)
-            .map_err(|e| StartError::Plugin(format!("{}: {e}", cfg.script_path().display())))?;
-        return Ok(crate::engine::Routing::Wasm(Arc::new(plugin)));
-    }
-    if cfg.routing.engine.get_ref() == "wasm" {
-        let cache = cfg.routing.cache_dir.as_ref().map(|d| cfg.resolve(d));
-        let plugin = crate::engine::wasm::Plugin::load_cached(
-            &cfg.plugin_path(),
-            &cfg.routing.config,
-            cfg.wasm_limits(),
-            cache.as_deref(),
-        )?;
-        plugin
-            .instantiate(env)
-            .map_err(|e| StartError::Plugin(format!("{}: {e}", cfg.plugin_path().display())))?;
-        return Ok(crate::engine::Routing::Wasm(Arc::new(plugin)));
-    }
-    let script = Script::read(&cfg.script_path())?;
-    LuaEngine::new(&script, env)?;
-    Ok(crate::engine::Routing::Lua(script))
+/// Loads the configured routing (script or plugin), checked on `env`, as version 1: a
+/// Lua state is built, a plugin is compiled, instantiated and its `init` run.
+fn load_routing(env: &Arc<Env>) -> Result<(), StartError> {
+    env.routing
+        .load(env, crate::engine::Source::configured(env))
+        .map(|_| ())
+        .map_err(StartError::Routing)
 }
 
 /// Validates a config fully without opening sockets: registry and script.
-pub fn check(cfg: Config) -> Result<(), StartError> {
+pub fn check(mut cfg: Config) -> Result<(), StartError> {
+    cfg.check_only = true;
     let listeners: Vec<Listener> = cfg
         .listen
         .iter()
@@ -136,7 +119,7 @@ pub fn check(cfg: Config) -> Result<(), StartError> {
         Arc::new(Offline { listeners }),
         Arc::new(Stats::default()),
     )?;
-    load_routing(&env.cfg, &env)?;
+    load_routing(&env)?;
     Ok(())
 }
 
@@ -147,8 +130,7 @@ pub async fn start(cfg: Config) -> Result<Server, StartError> {
     let transports = Transports::bind(&cfg, stats.clone()).await?;
     let env = make_env(cfg.clone(), transports.clone(), stats)?;
     // Load once here so a broken script or plugin stops start-up with its error.
-    let routing = load_routing(&cfg, &env)?;
-    let _ = env.script.set((1, routing));
+    load_routing(&env)?;
     let router = Arc::new(Router::new(env.clone()));
     let r2 = router.clone();
     transports.start(
@@ -172,18 +154,43 @@ pub async fn start(cfg: Config) -> Result<Server, StartError> {
         }
     });
     if let Some(addr) = cfg.control.as_ref().and_then(|c| c.addr) {
-        let local = crate::control::serve(addr, env.stats.clone(), transports.clone())
+        let local = crate::control::serve(addr, env.clone(), transports.clone())
             .await
             .map_err(|e| TransportError::Bind {
                 proto: crate::net::Proto::Tcp,
                 addr,
                 err: e.to_string(),
             })?;
-        tracing::info!("control (metrics) on http://{local}/metrics");
+        tracing::info!("control on http://{local}/ (GET /metrics, POST /RPC)");
     }
+    reload_on_sighup(env.clone());
     Ok(Server {
         env,
         transports,
         router,
     })
+}
+
+/// SIGHUP reloads the routing (as `routing.reload` does); a refused load is logged and
+/// the running version stays.
+fn reload_on_sighup(env: Arc<Env>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP (no reload by signal): {e}");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the routing");
+            let e = env.clone();
+            match tokio::task::spawn_blocking(move || e.routing.reload(&e)).await {
+                Ok(Ok(v)) => tracing::info!(version = v.id, "SIGHUP: routing reloaded"),
+                Ok(Err(m)) => tracing::error!("SIGHUP: reload refused, running version stays: {m}"),
+                Err(e) => tracing::error!("SIGHUP: reload task failed: {e}"),
+            }
+        }
+    });
 }

@@ -110,7 +110,7 @@ pub fn env(listen: &[&str], modules: &[&str], extra: &str) -> (Arc<Env>, Arc<Rec
         acc: Arc::new(acc::Acc::from_config(&cfg).expect("acc")),
         permissions: Arc::new(crate::modules::permissions::Permissions::default()),
         subscribers: Arc::new(auth_db::Subscribers::from_config(&cfg).expect("no db")),
-        script: std::sync::OnceLock::new(),
+        routing: Default::default(),
         cfg: Arc::new(cfg),
     });
     (env, rec)

@@ -161,6 +161,16 @@ impl Kemibox {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends signal `sig` (e.g. `"HUP"`) to the kemibox process.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill -{sig} failed");
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -171,7 +181,28 @@ impl Kemibox {
         s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
-        out.starts_with("HTTP/1.0 200").then_some(out)
+        (out.starts_with("HTTP/1.") && out.get(8..13) == Some(" 200 ")).then_some(out)
+    }
+
+    /// Calls JSON-RPC `method` with `params` on the control listener (`POST /RPC`) and
+    /// returns the whole answer (`result` or `error`).
+    pub fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1})
+                .to_string();
+        let mut s = TcpStream::connect_timeout(&self.control, Duration::from_secs(2))
+            .expect("control listener");
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let req = format!(
+            "POST /RPC HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("send rpc");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("rpc answer");
+        let json = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("rpc {method}: {e}: {out}"))
     }
 
     /// Waits (up to 2 s) for a counter to reach `want`, and returns its value then:
@@ -460,4 +491,68 @@ pub fn wasm_config(listen: &[String], plugin: &Path, plugin_config: &str, limits
         plugin.display(),
         plugin_config
     )
+}
+
+/// Receives one UDP datagram as text, waiting up to `wait`.
+pub fn recv(s: &UdpSocket, wait: Duration) -> Option<(String, SocketAddr)> {
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let mut buf = vec![0u8; 65536];
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, a)| (String::from_utf8_lossy(&buf[..n]).to_string(), a))
+}
+
+/// Receives until a message whose first line starts with `prefix` (skipping others).
+pub fn expect(s: &UdpSocket, prefix: &str) -> (String, SocketAddr) {
+    for _ in 0..20 {
+        match recv(s, Duration::from_secs(5)) {
+            Some((m, a)) if m.starts_with(prefix) => return (m, a),
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    panic!("no message starting with {prefix:?}");
+}
+
+/// An INVITE from `client` to `bob@uas` sent through `proxy`; `tag` names the call
+/// (From-tag, branch and Call-ID), `extra` adds header lines (each ending in CRLF).
+pub fn invite(
+    proxy: SocketAddr,
+    client: SocketAddr,
+    uas: SocketAddr,
+    tag: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "INVITE sip:bob@{uas} SIP/2.0\r\nVia: SIP/2.0/UDP {client};branch=z9hG4bK-{tag}\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@{client}>;tag={tag}\r\nTo: <sip:bob@{proxy}>\r\nCall-ID: {tag}@e2e\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:alice@{client}>\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A reply built from a received request, as a UAS sends it.
+pub fn answer(req: &str, code: u16, reason: &str, to_tag: &str) -> String {
+    let mut r = format!("SIP/2.0 {code} {reason}\r\n");
+    for l in req.lines() {
+        if ["Via:", "From:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|h| l.starts_with(h))
+        {
+            r.push_str(l);
+            r.push_str("\r\n");
+        } else if l.starts_with("To:") {
+            r.push_str(l);
+            r.push_str(&format!(";tag={to_tag}\r\n"));
+        }
+    }
+    r.push_str("Content-Length: 0\r\n\r\n");
+    r
+}
+
+/// The value of header `name` in a message's text.
+pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    let prefix = format!("{name}:");
+    msg.lines()
+        .find(|l| l.len() > prefix.len() && l[..prefix.len()].eq_ignore_ascii_case(&prefix))
+        .map(|l| l[prefix.len()..].trim())
 }

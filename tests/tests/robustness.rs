@@ -221,3 +221,46 @@ fn a_bad_config_names_file_line_and_key() {
     assert!(err.contains("s.lua:2:"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `kemibox check` validates a config with write-back usrloc and accounting into SQLite
+/// without creating either database (the server creates them when it runs).
+#[test]
+fn check_does_not_create_the_databases() {
+    let dir = scratch_dir("checkdb");
+    std::fs::write(dir.join("s.lua"), "function ksr_request_route() end").expect("script");
+    let cfg = "[core]\nlisten = [\"udp:127.0.0.1:5060\"]\nmodules = [\"usrloc\", \"registrar\", \"acc\"]\n\
+[routing]\nengine = \"lua\"\nscript = \"s.lua\"\n\
+[modparam.usrloc]\ndb_url = \"sqlite://ul.sqlite\"\ndb_mode = 2\npreload = \"location\"\n\
+[modparam.acc]\ndb_url = \"sqlite://acc.sqlite\"\ndb_flag = 1\n";
+    std::fs::write(dir.join("k.toml"), cfg).expect("config");
+    let out = Command::new(kemibox_bin())
+        .args(["check", "-c"])
+        .arg(dir.join("k.toml"))
+        .output()
+        .expect("run check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.join("ul.sqlite").exists(), "usrloc database created");
+    assert!(!dir.join("acc.sqlite").exists(), "acc database created");
+    // A bad db_url still fails the check, naming the module.
+    std::fs::write(
+        dir.join("k.toml"),
+        cfg.replace("sqlite://ul.sqlite", "mysql://db/kamailio"),
+    )
+    .expect("config");
+    let out = Command::new(kemibox_bin())
+        .args(["check", "-c"])
+        .arg(dir.join("k.toml"))
+        .output()
+        .expect("run check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("usrloc: bad db_url `mysql://db/kamailio`"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

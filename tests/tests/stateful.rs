@@ -18,59 +18,6 @@ fn script() -> String {
         .expect("examples/stateful.lua")
 }
 
-fn recv(s: &UdpSocket, wait: Duration) -> Option<(String, SocketAddr)> {
-    s.set_read_timeout(Some(wait)).expect("timeout");
-    let mut buf = vec![0u8; 65536];
-    s.recv_from(&mut buf)
-        .ok()
-        .map(|(n, a)| (String::from_utf8_lossy(&buf[..n]).to_string(), a))
-}
-
-/// Receives until a message whose first line starts with `prefix` (skipping others).
-fn expect(s: &UdpSocket, prefix: &str) -> (String, SocketAddr) {
-    for _ in 0..20 {
-        match recv(s, Duration::from_secs(5)) {
-            Some((m, a)) if m.starts_with(prefix) => return (m, a),
-            Some(_) => continue,
-            None => break,
-        }
-    }
-    panic!("no message starting with {prefix:?}");
-}
-
-fn invite(
-    proxy: SocketAddr,
-    client: SocketAddr,
-    uas: SocketAddr,
-    tag: &str,
-    extra: &str,
-) -> String {
-    format!(
-        "INVITE sip:bob@{uas} SIP/2.0\r\nVia: SIP/2.0/UDP {client};branch=z9hG4bK-{tag}\r\nMax-Forwards: 70\r\n\
-From: <sip:alice@{client}>;tag={tag}\r\nTo: <sip:bob@{proxy}>\r\nCall-ID: {tag}@stateful\r\nCSeq: 1 INVITE\r\n\
-Contact: <sip:alice@{client}>\r\n{extra}Content-Length: 0\r\n\r\n"
-    )
-}
-
-/// A reply built from a received request, as a UAS sends it.
-fn answer(req: &str, code: u16, reason: &str, to_tag: &str) -> String {
-    let mut r = format!("SIP/2.0 {code} {reason}\r\n");
-    for l in req.lines() {
-        if ["Via:", "From:", "Call-ID:", "CSeq:"]
-            .iter()
-            .any(|h| l.starts_with(h))
-        {
-            r.push_str(l);
-            r.push_str("\r\n");
-        } else if l.starts_with("To:") {
-            r.push_str(l);
-            r.push_str(&format!(";tag={to_tag}\r\n"));
-        }
-    }
-    r.push_str("Content-Length: 0\r\n\r\n");
-    r
-}
-
 struct Setup {
     kb: Kemibox,
     proxy: SocketAddr,

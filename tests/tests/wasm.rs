@@ -77,6 +77,68 @@ fn sipp_calls_through_the_forward_plugin() {
     assert_eq!(kb.metric("wasm_traps"), 0);
 }
 
+/// `routing.error_reply` replaces the 500 of a failed route, and the trap is counted on
+/// the plugin version (`routing.status`, `/metrics`).
+#[test]
+fn trap_answers_the_configured_error_reply_and_counts_on_the_version() {
+    let p = free_port();
+    let cfg = wasm_config(
+        &[format!("udp:127.0.0.1:{p}")],
+        &wasm_plugin("hostile"),
+        "trap",
+        "deadline_ms = 100",
+    )
+    .replace(
+        "[routing.limits]",
+        "error_reply = \"503 Tenant Unavailable\"\n[routing.limits]",
+    );
+    let kb = Kemibox::start(&cfg, "");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = sock.local_addr().expect("local");
+    let to: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    for i in 0..3 {
+        let r = udp_exchange(
+            &sock,
+            to,
+            &options_to(&format!("bad@127.0.0.1:{p}"), local, &format!("er{i}")),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("no answer\n{}", kb.log_text()));
+        assert_eq!(status_of(&r), Some(503), "{}", reason_of(&r));
+        assert_eq!(reason_of(&r), "Tenant Unavailable");
+    }
+    let st = kb.rpc("routing.status", serde_json::json!([]));
+    assert_eq!(st["result"]["current"]["errors"]["trap"], 3, "{st}");
+    assert_eq!(st["result"]["current"]["calls"], 3, "{st}");
+    assert_eq!(kb.metric("wasm_traps"), 3);
+    // A bad error_reply stops start-up with its line.
+    let bad = wasm_config(
+        &[format!("udp:127.0.0.1:{}", free_port())],
+        &wasm_plugin("hostile"),
+        "trap",
+        "deadline_ms = 100",
+    )
+    .replace(
+        "[routing.limits]",
+        "error_reply = \"200 OK\"\n[routing.limits]",
+    );
+    let path = kb.dir.join("bad.toml");
+    std::fs::write(&path, bad).expect("write");
+    let out = Command::new(kemibox_bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("kemibox check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("routing.error_reply")
+            && err.contains("300..=699")
+            && err.contains("bad.toml:11:"),
+        "{err}"
+    );
+}
+
 /// kemibox with the hostile plugin in `mode`: a request gets 500 within its deadline,
 /// the counter `metric` moves, and the next requests are answered 200.
 fn hostile(mode: &str, metric: &str) {
@@ -227,45 +289,6 @@ fn per_message_isolation_trap_answers_500_and_server_goes_on() {
 #[test]
 fn hostile_stack_overflow_answers_500_and_server_goes_on() {
     hostile("stack", "wasm_traps");
-}
-
-fn recv(s: &UdpSocket, wait: Duration) -> Option<(String, SocketAddr)> {
-    s.set_read_timeout(Some(wait)).expect("timeout");
-    let mut buf = vec![0u8; 65536];
-    s.recv_from(&mut buf)
-        .ok()
-        .map(|(n, a)| (String::from_utf8_lossy(&buf[..n]).to_string(), a))
-}
-
-/// Receives until a message whose first line starts with `prefix` (skipping others).
-fn expect(s: &UdpSocket, prefix: &str) -> (String, SocketAddr) {
-    for _ in 0..20 {
-        match recv(s, Duration::from_secs(5)) {
-            Some((m, a)) if m.starts_with(prefix) => return (m, a),
-            Some(_) => continue,
-            None => break,
-        }
-    }
-    panic!("no message starting with {prefix:?}");
-}
-
-/// A reply built from a received request, as a UAS sends it.
-fn answer(req: &str, code: u16, reason: &str, to_tag: &str) -> String {
-    let mut r = format!("SIP/2.0 {code} {reason}\r\n");
-    for l in req.lines() {
-        if ["Via:", "From:", "Call-ID:", "CSeq:"]
-            .iter()
-            .any(|h| l.starts_with(h))
-        {
-            r.push_str(l);
-            r.push_str("\r\n");
-        } else if l.starts_with("To:") {
-            r.push_str(l);
-            r.push_str(&format!(";tag={to_tag}\r\n"));
-        }
-    }
-    r.push_str("Content-Length: 0\r\n\r\n");
-    r
 }
 
 /// The `stateful` plugin (a Rust port of examples/stateful.lua): t_relay, then tm runs

@@ -1,13 +1,20 @@
-//! The control listener. Today it serves Prometheus metrics at `GET /metrics`; the
-//! JSON-RPC methods (hot swap, usrloc, htable) join it with their issues.
+//! The control listener (`[control] listen`): Prometheus metrics at `GET /metrics` and
+//! JSON-RPC 2.0 at `POST /RPC` (hot reload of the routing; see `rpc`).
+
+pub mod rpc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Json;
 use tokio::net::TcpListener;
 
+use crate::kemi::Env;
 use crate::stats::Stats;
 use crate::transport::Transports;
 
@@ -26,49 +33,76 @@ pub fn render_metrics(stats: &Stats, transports: &Transports) -> String {
     out
 }
 
-/// Serves `GET /metrics` on `addr` (HTTP/1.0, one request per connection).
+#[derive(Clone)]
+struct Control {
+    env: Arc<Env>,
+    transports: Arc<Transports>,
+}
+
+/// Most bytes of a JSON-RPC request.
+const MAX_BODY: usize = 64 << 10;
+
+/// Serves the control listener on `addr`; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
-    stats: Arc<Stats>,
+    env: Arc<Env>,
     transports: Arc<Transports>,
 ) -> std::io::Result<SocketAddr> {
     let l = TcpListener::bind(addr).await?;
     let local = l.local_addr()?;
+    let app = axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/RPC", post(rpc))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Control { env, transports });
     tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                continue;
-            };
-            let stats = stats.clone();
-            let transports = transports.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                let mut n = 0;
-                // Read the request head, bounded in size and time.
-                while n < buf.len() {
-                    match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf[n..])).await
-                    {
-                        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-                        Ok(Ok(k)) => n += k,
-                    }
-                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf[..n]);
-                let (status, body) = if head.starts_with("GET /metrics ") {
-                    ("200 OK", render_metrics(&stats, &transports))
-                } else {
-                    ("404 Not Found", "not found\n".to_string())
-                };
-                let resp = format!(
-                    "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-                let _ = s.shutdown().await;
-            });
+        if let Err(e) = axum::serve(l, app).await {
+            tracing::error!("control listener stopped: {e}");
         }
     });
     Ok(local)
+}
+
+async fn metrics(State(c): State<Control>) -> impl IntoResponse {
+    let mut body = render_metrics(&c.env.stats, &c.transports);
+    body.push_str(&routing_metrics(&c.env));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// Per-version counters of the loaded routing versions.
+fn routing_metrics(env: &Env) -> String {
+    let st = env.routing.status();
+    let mut out = String::new();
+    out.push_str("# TYPE kemibox_routing_version gauge\n");
+    if let Some(c) = &st.current {
+        out.push_str(&format!("kemibox_routing_version {}\n", c.id));
+    }
+    out.push_str("# TYPE kemibox_routing_calls_total counter\n");
+    out.push_str("# TYPE kemibox_routing_errors_total counter\n");
+    let all = st
+        .current
+        .iter()
+        .chain(st.previous.iter())
+        .chain(st.retired.iter());
+    for v in all {
+        let l = format!("version=\"{}\",engine=\"{}\"", v.id, v.engine);
+        out.push_str(&format!("kemibox_routing_calls_total{{{l}}} {}\n", v.calls));
+        let e = &v.errors;
+        for (reason, n) in [
+            ("script", e.script),
+            ("trap", e.trap),
+            ("deadline", e.deadline),
+            ("memory", e.memory),
+            ("host_calls", e.host_calls),
+        ] {
+            out.push_str(&format!(
+                "kemibox_routing_errors_total{{{l},reason=\"{reason}\"}} {n}\n"
+            ));
+        }
+    }
+    out
+}
+
+async fn rpc(State(c): State<Control>, body: Bytes) -> Json<serde_json::Value> {
+    Json(rpc::handle(&c.env, &body).await)
 }

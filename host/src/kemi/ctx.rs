@@ -75,8 +75,8 @@ pub struct Env {
     /// Digest nonces (auth) and the subscriber database (auth_db).
     pub nonces: Arc<crate::modules::auth::Nonces>,
     pub subscribers: Arc<crate::modules::auth_db::Subscribers>,
-    /// The routing script and its generation, for routes run later by tm (set at start).
-    pub script: std::sync::OnceLock<(u64, crate::engine::Routing)>,
+    /// The loaded routing versions (the current one and those finishing transactions).
+    pub routing: crate::engine::Routings,
 }
 
 /// Per-message state.
@@ -128,6 +128,9 @@ pub struct Ctx {
     /// consumed (after a strict router: the R-URI's, without it), for
     /// `check_route_param` and `is_direction`.
     pub route_params: Option<String>,
+    /// The routing version this message runs on (taken when it arrived; kept by its
+    /// transaction for the failure, branch and reply routes).
+    pub version: Option<Arc<crate::engine::Version>>,
 }
 
 impl Ctx {
@@ -164,6 +167,7 @@ impl Ctx {
             received: None,
             rr: None,
             route_params: None,
+            version: None,
         }
     }
 
@@ -210,6 +214,7 @@ impl Ctx {
         c.tm = self.tm.clone();
         c.rr = self.rr.clone();
         c.route_params = self.route_params.clone();
+        c.version = self.version.clone();
         c
     }
 

@@ -48,17 +48,11 @@ impl Acc {
             .filter_map(|p| p.split_once('='))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect();
-        let db = match cfg.modparam_str("acc", "db_url", "") {
-            "" => None,
-            url => {
-                let p = url
-                    .strip_prefix("sqlite://")
-                    .ok_or_else(|| format!("acc: bad db_url `{url}` (sqlite://PATH)"))?;
-                let path = if p.starts_with('/') {
-                    p.into()
-                } else {
-                    cfg.base_dir.join(p)
-                };
+        let db = match cfg.sqlite_path("acc")? {
+            None => None,
+            // `kemibox check` does not create the accounting database.
+            Some(_) if cfg.check_only => None,
+            Some(path) => {
                 let c =
                     Connection::open(&path).map_err(|e| format!("acc: {}: {e}", path.display()))?;
                 c.execute_batch(SCHEMA).map_err(|e| format!("acc: {e}"))?;

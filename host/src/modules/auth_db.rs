@@ -31,16 +31,9 @@ struct Row {
 
 impl Subscribers {
     pub fn from_config(cfg: &Config) -> Result<Subscribers, String> {
-        let url = cfg.modparam_str("auth_db", "db_url", "");
-        let conn = match url.strip_prefix("sqlite://") {
-            None if url.is_empty() => None,
-            None => return Err(format!("auth_db: bad db_url `{url}` (sqlite://PATH)")),
-            Some(p) => {
-                let path = if p.starts_with('/') {
-                    p.into()
-                } else {
-                    cfg.base_dir.join(p)
-                };
+        let conn = match cfg.sqlite_path("auth_db")? {
+            None => None,
+            Some(path) => {
                 let c = Connection::open_with_flags(
                     &path,
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY

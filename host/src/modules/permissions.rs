@@ -24,20 +24,15 @@ pub struct Permissions {
 
 impl Permissions {
     pub fn from_config(cfg: &Config) -> Result<Permissions, String> {
-        let url = cfg.modparam_str("permissions", "db_url", "");
-        if url.is_empty() {
+        let Some(path) = cfg.sqlite_path("permissions")? else {
             return Ok(Permissions::default());
-        }
-        let p = url
-            .strip_prefix("sqlite://")
-            .ok_or_else(|| format!("permissions: bad db_url `{url}` (sqlite://PATH)"))?;
-        let path = if p.starts_with('/') {
-            p.into()
-        } else {
-            cfg.base_dir.join(p)
         };
-        let conn =
-            Connection::open(&path).map_err(|e| format!("permissions: {}: {e}", path.display()))?;
+        // Read only: a missing file is an error, never an empty new database.
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| format!("permissions: {}: {e}", path.display()))?;
         let table = cfg.modparam_str("permissions", "address_table", "address");
         if !table
             .bytes()

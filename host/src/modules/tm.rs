@@ -501,9 +501,14 @@ pub fn on_reply(env: &Arc<Env>, msg: Message) -> bool {
     // The transaction's reply route sees every response first.
     let on_reply = lock(&txn).base.tm.on_reply.clone();
     if let Some(route) = on_reply {
-        let base_rcv = lock(&txn).base.rcv;
+        let (base_rcv, version) = {
+            let t = lock(&txn);
+            (t.base.rcv, t.base.version.clone())
+        };
         let mut ctx = Ctx::new(env.clone(), msg.clone(), base_rcv, RouteKind::TmReply);
         ctx.txn = Some(id);
+        // The transaction's routes run on the routing version that created it.
+        ctx.version = version;
         if let Some((ctx, _)) = run_route(env, ctx, &route) {
             if ctx.drop && code < 200 {
                 return true;
@@ -1319,8 +1324,6 @@ mod tests {
 
     use bytes::Bytes;
 
-    use crate::engine::lua::Script;
-    use crate::engine::Routing;
     use crate::kemi::{Env, RecvInfo};
     use crate::net::Proto;
     use crate::proxy::pipeline::Router;
@@ -1336,10 +1339,16 @@ mod tests {
         );
         let path = std::env::temp_dir().join(format!("kemibox-tm-{}.lua", rand::random::<u64>()));
         std::fs::write(&path, script).expect("script");
-        let _ = env.script.set((
-            rand::random(),
-            Routing::Lua(Script::read(&path).expect("read")),
-        ));
+        env.routing
+            .load(
+                &env,
+                crate::engine::Source {
+                    engine: "lua".into(),
+                    path,
+                    config: String::new(),
+                },
+            )
+            .expect("load");
         (env.clone(), rec, Router::new(env))
     }
 

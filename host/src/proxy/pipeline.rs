@@ -18,11 +18,14 @@ pub const REPLY_ROUTE: &str = "ksr_reply_route";
 /// Routes every received message through the script.
 pub struct Router {
     env: Arc<Env>,
+    /// The reply to a request whose route failed (`routing.error_reply`).
+    error_reply: (u16, String),
 }
 
 impl Router {
     pub fn new(env: Arc<Env>) -> Router {
-        Router { env }
+        let error_reply = env.cfg.error_reply();
+        Router { env, error_reply }
     }
 
     pub fn env(&self) -> &Arc<Env> {
@@ -73,7 +76,8 @@ impl Router {
                     "error from the routing script or plugin: {e}"
                 );
                 if !ctx.final_replied && ctx.msg.method() != Some(Method::Ack) {
-                    let _ = send_reply(&mut ctx, 500, "Server Internal Error");
+                    let (code, reason) = &self.error_reply;
+                    let _ = send_reply(&mut ctx, *code, reason);
                 }
             }
         }

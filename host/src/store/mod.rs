@@ -11,8 +11,6 @@ use crate::modules::usrloc::Contact;
 pub enum StoreError {
     #[error("database: {0}")]
     Db(String),
-    #[error("bad db_url `{0}` (expected sqlite://PATH)")]
-    Url(String),
 }
 
 /// Where registrations live beyond the process (Kamailio's `location` table).
@@ -23,10 +21,7 @@ pub trait LocationStore: Send + Sync {
     fn sync(&self, table: &str, upsert: &[Contact], delete: &[String]) -> Result<(), StoreError>;
 }
 
-/// Opens a store from a Kamailio-style `db_url`.
-pub fn open_location_store(url: &str) -> Result<Box<dyn LocationStore>, StoreError> {
-    match url.strip_prefix("sqlite://") {
-        Some(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
-        None => Err(StoreError::Url(url.to_string())),
-    }
+/// Opens the location store in a SQLite file (created with the schema if missing).
+pub fn open_location_store(path: &std::path::Path) -> Result<Box<dyn LocationStore>, StoreError> {
+    Ok(Box::new(sqlite::SqliteStore::open(path)?))
 }

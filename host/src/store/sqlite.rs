@@ -96,7 +96,7 @@ pub fn from_datetime(s: &str) -> Option<u64> {
 }
 
 impl SqliteStore {
-    pub fn open(path: &str) -> Result<SqliteStore, StoreError> {
+    pub fn open(path: &std::path::Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;

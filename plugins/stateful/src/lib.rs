@@ -2,8 +2,16 @@
 //! absorbed, CANCEL matched to its INVITE, and serial forking in the failure route
 //! `ksr_failure_manage` to the URI named in an `X-Fallback` header; the branch route
 //! `ksr_branch_mark` adds `X-Branch: wasm` to every branch.
+//!
+//! Config `marker=NAME` (optional) names this deployment: relayed requests carry
+//! `X-Routing-Version: NAME` and requests the failure route relays carry
+//! `X-Failure-Version: NAME` (the hot-swap tests tell versions apart by it).
+
+use std::sync::OnceLock;
 
 use kemibox_guest::{ksr, Plugin, Route};
+
+static MARKER: OnceLock<Option<String>> = OnceLock::new();
 
 const FAILURE: &str = "ksr_failure_manage";
 const BRANCH: &str = "ksr_branch_mark";
@@ -11,6 +19,19 @@ const BRANCH: &str = "ksr_branch_mark";
 struct Stateful;
 
 impl Plugin for Stateful {
+    fn init(config: &str) -> Result<(), String> {
+        let c = config.trim();
+        let marker = match c.strip_prefix("marker=") {
+            Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_graphic()) => {
+                Some(m.to_string())
+            }
+            _ if c.is_empty() => None,
+            _ => return Err(format!("config must be empty or `marker=NAME`, not `{c}`")),
+        };
+        let _ = MARKER.set(marker);
+        Ok(())
+    }
+
     fn request_route() -> Route {
         if ksr::maxfwd::process_maxfwd(10)? < 0 {
             ksr::sl::sl_send_reply(483, "Too Many Hops")?;
@@ -29,6 +50,9 @@ impl Plugin for Stateful {
         if ksr::is_method("INVITE")? {
             ksr::tm::t_on_failure(FAILURE)?;
             ksr::tm::t_on_branch(BRANCH)?;
+        }
+        if let Some(Some(m)) = MARKER.get() {
+            ksr::hdr::append(&format!("X-Routing-Version: {m}\r\n"))?;
         }
         if ksr::tm::t_relay()? < 0 {
             ksr::sl::sl_reply_error()?;
@@ -53,6 +77,9 @@ fn failure_manage() -> Route {
     }
     if let Some(fallback) = ksr::pv::get("$hdr(X-Fallback)") {
         if ksr::tm::t_check_status("486|408")? > 0 {
+            if let Some(Some(m)) = MARKER.get() {
+                ksr::hdr::append(&format!("X-Failure-Version: {m}\r\n"))?;
+            }
             ksr::seturi(&fallback)?;
             ksr::tm::t_relay()?;
         }

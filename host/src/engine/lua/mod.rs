@@ -316,7 +316,8 @@ fn build_ksr(lua: &Lua, env: &Arc<Env>, slot: &Slot) -> mlua::Result<()> {
 }
 
 thread_local! {
-    static WORKER: RefCell<Option<(u64, LuaEngine)>> = const { RefCell::new(None) };
+    static WORKER: RefCell<Vec<(std::sync::Weak<super::Version>, LuaEngine)>> =
+        const { RefCell::new(Vec::new()) };
     /// The Lua states running a route on this thread (innermost last), for routes that a
     /// KEMI function runs while the script is still inside it (tm branch routes).
     static ACTIVE: RefCell<Vec<(Lua, Slot)>> = const { RefCell::new(Vec::new()) };
@@ -337,21 +338,37 @@ pub fn run_nested(ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)> {
     Some((ctx, outcome_of(r)))
 }
 
-/// Runs `f` with this worker thread's engine for script generation `generation`,
-/// building it on first use (or after a reload).
+/// Lua states a worker keeps: one per routing version it ran lately (the current one and
+/// those still finishing transactions), least recently used first.
+const STATES_PER_WORKER: usize = 4;
+
+/// Runs `f` with this worker thread's engine for routing `version`, building it on first
+/// use (or after a reload). States of versions no longer loaded anywhere are dropped.
 pub fn with_worker_engine<T>(
-    generation: u64,
+    version: &Arc<super::Version>,
     script: &Script,
     env: &Arc<Env>,
     f: impl FnOnce(&mut LuaEngine) -> T,
 ) -> Result<T, LuaError> {
     WORKER.with(|w| {
         let mut w = w.borrow_mut();
-        let stale = !matches!(&*w, Some((g, _)) if *g == generation);
-        if stale {
-            *w = Some((generation, LuaEngine::new(script, env)?));
+        let key = Arc::downgrade(version);
+        let pos = match w.iter().position(|(k, _)| k.ptr_eq(&key)) {
+            Some(p) => p,
+            None => {
+                w.retain(|(k, _)| k.strong_count() > 0);
+                if w.len() >= STATES_PER_WORKER {
+                    w.remove(0);
+                }
+                w.push((key, LuaEngine::new(script, env)?));
+                w.len() - 1
+            }
+        };
+        if pos + 1 != w.len() {
+            let e = w.remove(pos);
+            w.push(e);
         }
-        match w.as_mut() {
+        match w.last_mut() {
             Some((_, engine)) => Ok(f(engine)),
             None => Err(LuaError::Load("engine missing".into())),
         }
@@ -454,7 +471,7 @@ Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID:
             subscribers: Arc::new(
                 crate::modules::auth_db::Subscribers::from_config(&cfg_for_tm).expect("no db"),
             ),
-            script: std::sync::OnceLock::new(),
+            routing: Default::default(),
         });
         let engine = LuaEngine::new(&Script::read(&path).expect("read"), &env).expect("engine");
         (env, rec, engine)

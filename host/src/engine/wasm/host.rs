@@ -5,101 +5,465 @@
 use wasmtime::Result as WResult;
 
 use super::bindings::kemibox::kemi::{
-    core, hdr, kemi, maxfwd, pv, registrar, sanity, sl, tm, types, x,
+    auth, auth_db, core, corex, hdr, htable, kemi, kx, maxfwd, nathelper, permissions, pike, pv,
+    registrar, rr, sanity, siputils, sl, textops, tm, tmx, types, x,
 };
 use super::State;
 use crate::kemi::{KemiError, PType, RType, Registry, Val};
 
 use types::{CallError, Value};
 
-macro_rules! typed_idx {
-    ($($field:ident = ($m:literal, $n:literal)),* $(,)?) => {
-        /// Registry indexes of the functions of the typed interfaces (`None` when the
-        /// module is not loaded).
+/// Declares the typed interfaces: for each WIT interface, its KEMI module and, per
+/// function, the Rust signature of the import, how its result is converted (`int`,
+/// `boolean`, `unit`, `value`) and, when it differs from the function's name, the KEMI
+/// export's name. Generates `TypedIdx` (the registry index of every function, found once
+/// per `Env`) and the `Host` impls, which all end in `Registry::call`: a typed import is
+/// a call by index into the same export table the Lua engine and the generic `kemi`
+/// interface use, never a second implementation.
+macro_rules! typed {
+    ($($iface:ident = $module:literal {
+        $($f:ident($($a:ident: $t:ty),*) -> $k:ident $(= $kn:literal)?;)*
+    })*) => {
+        /// Registry indexes of one typed interface (`None` when its module is not loaded).
+        #[allow(non_camel_case_types)]
+        pub mod idx {
+            $(
+                #[derive(Clone, Copy, Debug)]
+                pub struct $iface { $(pub $f: Option<usize>,)* }
+            )*
+        }
+
+        /// Registry indexes of the functions of the typed interfaces.
         #[derive(Clone, Copy, Debug)]
-        pub struct TypedIdx { $(pub $field: Option<usize>,)* }
+        pub struct TypedIdx { $(pub $iface: idx::$iface,)* }
+
         impl TypedIdx {
             pub fn new(reg: &Registry) -> TypedIdx {
-                TypedIdx { $($field: reg.index_of($m, $n),)* }
+                TypedIdx {
+                    $($iface: idx::$iface {
+                        $($f: reg.index_of($module, typed!(@name $f $($kn)?)),)*
+                    },)*
+                }
+            }
+
+            /// The typed functions with no registry export (`module.name`): those of
+            /// modules not loaded.
+            pub fn missing(&self) -> Vec<String> {
+                let mut v = Vec::new();
+                $($(if self.$iface.$f.is_none() {
+                    v.push(format!("{}.{}", $module, typed!(@name $f $($kn)?)));
+                })*)*
+                v
+            }
+
+            /// How many typed functions have a registry export.
+            pub fn resolved(&self) -> usize {
+                0 $($(+ usize::from(self.$iface.$f.is_some()))*)*
             }
         }
+
+        $(
+            impl $iface::Host for State {
+                $(
+                    fn $f(&mut self, $($a: $t),*) -> typed!(@ret $k) {
+                        self.$k(self.idx.$iface.$f, &[$(IntoVal::val($a)),*])
+                    }
+                )*
+            }
+        )*
     };
+    (@name $f:ident) => { stringify!($f) };
+    (@name $f:ident $n:literal) => { $n };
+    (@ret int) => { R<i32> };
+    (@ret boolean) => { R<bool> };
+    (@ret unit) => { R<()> };
+    (@ret value) => { R<Value> };
 }
 
-typed_idx!(
-    is_method = ("", "is_method"),
-    is_myself_ruri = ("", "is_myself_ruri"),
-    is_myself_furi = ("", "is_myself_furi"),
-    is_myself_turi = ("", "is_myself_turi"),
-    is_myself_srcip = ("", "is_myself_srcip"),
-    forward = ("", "forward"),
-    forward_uri = ("", "forward_uri"),
-    setdsturi = ("", "setdsturi"),
-    resetdsturi = ("", "resetdsturi"),
-    isdsturiset = ("", "isdsturiset"),
-    seturi = ("", "seturi"),
-    setflag = ("", "setflag"),
-    isflagset = ("", "isflagset"),
-    force_rport = ("", "force_rport"),
-    dbg = ("", "dbg"),
-    info = ("", "info"),
-    notice = ("", "notice"),
-    warn = ("", "warn"),
-    err = ("", "err"),
-    crit = ("", "crit"),
-    pv_get = ("pv", "get"),
-    pv_sets = ("pv", "sets"),
-    pv_seti = ("pv", "seti"),
-    pv_unset = ("pv", "unset"),
-    pv_is_null = ("pv", "is_null"),
-    hdr_append = ("hdr", "append"),
-    hdr_remove = ("hdr", "remove"),
-    hdr_is_present = ("hdr", "is_present"),
-    hdr_get = ("hdr", "get"),
-    hdr_append_to_reply = ("hdr", "append_to_reply"),
-    sl_send_reply = ("sl", "sl_send_reply"),
-    send_reply = ("sl", "send_reply"),
-    sl_reply_error = ("sl", "sl_reply_error"),
-    process_maxfwd = ("maxfwd", "process_maxfwd"),
-    is_maxfwd_lt = ("maxfwd", "is_maxfwd_lt"),
-    x_exit = ("x", "exit"),
-    x_drop = ("x", "drop"),
-    tm_t_relay = ("tm", "t_relay"),
-    tm_t_relay_to_proxy = ("tm", "t_relay_to_proxy"),
-    tm_t_newtran = ("tm", "t_newtran"),
-    tm_t_check_trans = ("tm", "t_check_trans"),
-    tm_t_reply = ("tm", "t_reply"),
-    tm_t_send_reply = ("tm", "t_send_reply"),
-    tm_t_on_failure = ("tm", "t_on_failure"),
-    tm_t_on_branch = ("tm", "t_on_branch"),
-    tm_t_on_reply = ("tm", "t_on_reply"),
-    tm_t_set_fr = ("tm", "t_set_fr"),
-    tm_t_is_canceled = ("tm", "t_is_canceled"),
-    tm_t_branch_timeout = ("tm", "t_branch_timeout"),
-    tm_t_branch_replied = ("tm", "t_branch_replied"),
-    tm_t_check_status = ("tm", "t_check_status"),
-    tm_t_get_status_code = ("tm", "t_get_status_code"),
-    tm_t_release = ("tm", "t_release"),
-    registrar_save = ("registrar", "save"),
-    registrar_lookup = ("registrar", "lookup"),
-    registrar_lookup_uri = ("registrar", "lookup_uri"),
-    registrar_registered = ("registrar", "registered"),
-    registrar_unregister = ("registrar", "unregister"),
-    sanity_sanity_check = ("sanity", "sanity_check"),
-    sanity_sanity_check_defaults = ("sanity", "sanity_check_defaults"),
-);
+/// An argument of a typed import as a KEMI value.
+trait IntoVal {
+    fn val(self) -> Val;
+}
+
+impl IntoVal for String {
+    fn val(self) -> Val {
+        Val::Str(self)
+    }
+}
+
+impl IntoVal for i32 {
+    fn val(self) -> Val {
+        Val::Int(self as i64)
+    }
+}
+
+impl IntoVal for i64 {
+    fn val(self) -> Val {
+        Val::Int(self)
+    }
+}
+
+typed! {
+    core = "" {
+        is_method(methods: String) -> boolean;
+        is_method_in(methods: String) -> boolean;
+        is_invite() -> boolean = "is_INVITE";
+        is_ack() -> boolean = "is_ACK";
+        is_bye() -> boolean = "is_BYE";
+        is_cancel() -> boolean = "is_CANCEL";
+        is_register() -> boolean = "is_REGISTER";
+        is_options() -> boolean = "is_OPTIONS";
+        is_subscribe() -> boolean = "is_SUBSCRIBE";
+        is_publish() -> boolean = "is_PUBLISH";
+        is_notify() -> boolean = "is_NOTIFY";
+        is_refer() -> boolean = "is_REFER";
+        is_info() -> boolean = "is_INFO";
+        is_update() -> boolean = "is_UPDATE";
+        is_prack() -> boolean = "is_PRACK";
+        is_message() -> boolean = "is_MESSAGE";
+        is_myself(uri: String) -> boolean;
+        is_myself_ruri() -> boolean;
+        is_myself_duri() -> boolean;
+        is_myself_nhuri() -> boolean;
+        is_myself_furi() -> boolean;
+        is_myself_turi() -> boolean;
+        is_myself_suri() -> boolean;
+        is_myself_srcip() -> boolean;
+        forward() -> int;
+        forward_uri(uri: String) -> int;
+        setdsturi(uri: String) -> int;
+        resetdsturi() -> int;
+        isdsturiset() -> boolean;
+        seturi(uri: String) -> int;
+        setuser(user: String) -> boolean;
+        sethost(host: String) -> boolean;
+        setflag(flag: i32) -> int;
+        resetflag(flag: i32) -> boolean;
+        isflagset(flag: i32) -> boolean;
+        setbflag(flag: i32) -> boolean;
+        resetbflag(flag: i32) -> boolean;
+        isbflagset(flag: i32) -> boolean;
+        setbiflag(flag: i32, branch: i32) -> boolean;
+        resetbiflag(flag: i32, branch: i32) -> boolean;
+        isbiflagset(flag: i32, branch: i32) -> boolean;
+        setsflag(flag: i32) -> boolean;
+        resetsflag(flag: i32) -> boolean;
+        issflagset(flag: i32) -> boolean;
+        force_rport() -> int;
+        add_local_rport() -> boolean;
+        set_forward_close() -> boolean;
+        set_forward_no_connect() -> boolean;
+        set_reply_close() -> boolean;
+        set_reply_no_connect() -> boolean;
+        is_udp() -> boolean = "is_UDP";
+        is_tcp() -> boolean = "is_TCP";
+        is_tls() -> boolean = "is_TLS";
+        is_ws() -> boolean = "is_WS";
+        is_wss() -> boolean = "is_WSS";
+        is_sctp() -> boolean = "is_SCTP";
+        is_tcpx() -> boolean = "is_TCPX";
+        is_wsx() -> boolean = "is_WSX";
+        is_proto(protos: String) -> boolean;
+        is_ipv4() -> boolean = "is_IPv4";
+        is_ipv6() -> boolean = "is_IPv6";
+        to_udp() -> boolean = "to_UDP";
+        to_tcp() -> boolean = "to_TCP";
+        to_tls() -> boolean = "to_TLS";
+        to_ws() -> boolean = "to_WS";
+        to_wss() -> boolean = "to_WSS";
+        to_sctp() -> boolean = "to_SCTP";
+        to_wsx() -> boolean = "to_WSX";
+        to_ipv4() -> boolean = "to_IPv4";
+        to_ipv6() -> boolean = "to_IPv6";
+        is_src_port(port: i32) -> boolean;
+        is_dst_port(port: i32) -> boolean;
+        set_drop() -> unit;
+        log(level: String, text: String) -> unit;
+        dbg(text: String) -> unit;
+        info(text: String) -> unit;
+        notice(text: String) -> unit;
+        warn(text: String) -> unit;
+        err(text: String) -> unit;
+        crit(text: String) -> unit;
+    }
+    pv = "pv" {
+        get(name: String) -> value;
+        gete(name: String) -> value;
+        getw(name: String) -> value;
+        geti(name: String) -> int;
+        getvs(name: String, default: String) -> value;
+        getvn(name: String, default: i32) -> value;
+        sets(name: String, value: String) -> int;
+        seti(name: String, value: i64) -> int;
+        unset(name: String) -> int;
+        is_null(name: String) -> boolean;
+    }
+    hdr = "hdr" {
+        append(text: String) -> int;
+        append_after(text: String, name: String) -> int;
+        insert(text: String) -> int;
+        insert_before(text: String, name: String) -> int;
+        remove(name: String) -> int;
+        rmappend(name: String, text: String) -> int;
+        rminsert(name: String, text: String) -> int;
+        is_present(name: String) -> boolean;
+        get(name: String) -> value;
+        gete(name: String) -> value;
+        getw(name: String) -> value;
+        get_idx(name: String, index: i32) -> value;
+        gete_idx(name: String, index: i32) -> value;
+        getw_idx(name: String, index: i32) -> value;
+        append_to_reply(text: String) -> int;
+    }
+    sl = "sl" {
+        sl_send_reply(code: i32, reason: String) -> int;
+        send_reply(code: i32, reason: String) -> int;
+        sl_reply_error() -> int;
+        send_reply_error() -> int;
+    }
+    maxfwd = "maxfwd" {
+        process_maxfwd(limit: i32) -> int;
+        is_maxfwd_lt(limit: i32) -> boolean;
+    }
+    x = "x" {
+        exit() -> unit;
+        drop() -> unit;
+        probe() -> unit;
+    }
+    tm = "tm" {
+        t_relay() -> int;
+        t_relay_to_proxy(proxy: String) -> int;
+        t_relay_to_proto_addr(proto: String, host: String, port: i32) -> int;
+        t_newtran() -> int;
+        t_check_trans() -> int;
+        t_reply(code: i32, reason: String) -> int;
+        t_send_reply(code: i32, reason: String) -> int;
+        t_on_failure(route: String) -> int;
+        t_on_branch(route: String) -> int;
+        t_on_reply(route: String) -> int;
+        t_is_set(target: String) -> int;
+        t_set_fr(fr_inv_ms: i32, fr_ms: i32) -> int;
+        t_set_fr_inv(fr_inv_ms: i32) -> int;
+        t_reset_fr() -> int;
+        t_is_canceled() -> int;
+        t_branch_timeout() -> int;
+        t_branch_replied() -> int;
+        t_check_status(re: String) -> int;
+        t_get_status_code() -> int;
+        t_release() -> int;
+        t_lookup_cancel() -> int;
+        t_load_contacts() -> int;
+        t_next_contacts() -> int;
+        t_drop_replies(mode: String) -> int;
+    }
+    tmx = "tmx" {
+        t_precheck_trans() -> int;
+        t_is_request_route() -> int;
+        t_is_failure_route() -> int;
+        t_is_branch_route() -> int;
+        t_is_reply_route() -> int;
+    }
+    rr = "rr" {
+        record_route() -> int;
+        record_route_params(params: String) -> int;
+        record_route_preset(addr1: String, addr2: String) -> int;
+        record_route_preset_one(addr: String) -> int;
+        add_rr_param(param: String) -> int;
+        remove_record_route() -> int;
+        loose_route() -> int;
+        loose_route_preloaded() -> int;
+        check_route_param(re: String) -> int;
+        is_direction(dir: String) -> int;
+    }
+    registrar = "registrar" {
+        save(table: String, flags: i32) -> int;
+        save_uri(table: String, flags: i32, uri: String) -> int;
+        lookup(table: String) -> int;
+        lookup_uri(table: String, uri: String) -> int;
+        registered(table: String) -> int;
+        unregister(table: String, uri: String) -> int;
+    }
+    sanity = "sanity" {
+        sanity_check(msg_checks: i32, uri_checks: i32) -> int;
+        sanity_check_defaults() -> int;
+        sanity_reply() -> int;
+    }
+    auth = "auth" {
+        auth_challenge(realm: String, flags: i32) -> int;
+        www_challenge(realm: String, flags: i32) -> int;
+        proxy_challenge(realm: String, flags: i32) -> int;
+        consume_credentials() -> int;
+        has_credentials(realm: String) -> int;
+    }
+    auth_db = "auth_db" {
+        auth_check(realm: String, table: String, flags: i32) -> int;
+        www_authenticate(realm: String, table: String) -> int;
+        proxy_authenticate(realm: String, table: String) -> int;
+        is_subscriber(uri: String, table: String, flags: i32) -> int;
+    }
+    siputils = "siputils" {
+        has_totag() -> int;
+        is_request() -> int;
+        is_reply() -> int;
+        is_first_hop() -> int;
+        is_uri(uri: String) -> int;
+        uri_param(name: String) -> int;
+        uri_param_value(name: String, value: String) -> int;
+        uri_param_any(name: String) -> int;
+        add_uri_param(param: String) -> int;
+        uri_param_rm(name: String) -> int;
+        is_tel_number(text: String) -> int;
+        is_numeric(text: String) -> int;
+        is_alphanum(text: String) -> int;
+        options_reply() -> int;
+        cmp_uri(uri1: String, uri2: String) -> int;
+        cmp_aor(uri1: String, uri2: String) -> int;
+        is_gruu() -> int;
+    }
+    nathelper = "nathelper" {
+        nat_uac_test(flags: i32) -> int;
+        fix_nated_contact() -> int;
+        fix_nated_register() -> int;
+        add_rcv_param(flags: i32) -> int;
+        set_contact_alias() -> int;
+        handle_ruri_alias() -> int;
+        is_rfc1918(addr: String) -> int;
+    }
+    pike = "pike" {
+        pike_check_req() -> int;
+    }
+    htable = "htable" {
+        sht_get(table: String, key: String) -> value;
+        sht_gete(table: String, key: String) -> value;
+        sht_getw(table: String, key: String) -> value;
+        sht_sets(table: String, key: String, value: String) -> int;
+        sht_seti(table: String, key: String, value: i32) -> int;
+        sht_rm(table: String, key: String) -> int;
+        sht_reset(table: String) -> int;
+        sht_inc(table: String, key: String) -> int;
+        sht_dec(table: String, key: String) -> int;
+        sht_match_name(table: String, op: String, value: String) -> int;
+        sht_has_name(table: String, op: String, value: String) -> int;
+    }
+    permissions = "permissions" {
+        allow_source_address(group: i32) -> int;
+        allow_address(group: i32, addr: String, port: i32) -> int;
+        allow_source_address_group() -> int;
+    }
+    kx = "kx" {
+        get_ruri() -> value;
+        get_ouri() -> value;
+        get_furi() -> value;
+        get_turi() -> value;
+        get_nhuri() -> value;
+        get_srcip() -> value;
+        get_srcport() -> value;
+        get_srcuri() -> value;
+        get_rcvip() -> value;
+        get_rcvport() -> value;
+        get_proto() -> value;
+        get_protoid() -> int;
+        get_method() -> value;
+        get_status() -> int;
+        gets_status() -> value;
+        get_bodylen() -> int;
+        get_msglen() -> int;
+        get_msgbuf() -> value;
+        get_msgtype() -> int;
+        get_callid() -> value;
+        get_conid() -> int;
+        get_timestamp() -> int;
+        get_ruser() -> value;
+        gete_ruser() -> value;
+        getw_ruser() -> value;
+        get_rhost() -> value;
+        gete_rhost() -> value;
+        getw_rhost() -> value;
+        get_fuser() -> value;
+        gete_fuser() -> value;
+        getw_fuser() -> value;
+        get_fhost() -> value;
+        gete_fhost() -> value;
+        getw_fhost() -> value;
+        get_tuser() -> value;
+        gete_tuser() -> value;
+        getw_tuser() -> value;
+        get_thost() -> value;
+        gete_thost() -> value;
+        getw_thost() -> value;
+        get_ua() -> value;
+        gete_ua() -> value;
+        getw_ua() -> value;
+        get_duri() -> value;
+        gete_duri() -> value;
+        getw_duri() -> value;
+        get_body() -> value;
+        gete_body() -> value;
+        getw_body() -> value;
+        get_cturi() -> value;
+        gete_cturi() -> value;
+        getw_cturi() -> value;
+        get_au() -> value;
+        gete_au() -> value;
+        getw_au() -> value;
+        get_def(name: String) -> value;
+        get_defn(name: String) -> int;
+        ifdef(name: String) -> boolean;
+        ifndef(name: String) -> boolean;
+        get_env(name: String) -> value;
+        get_envn(name: String) -> int;
+    }
+    corex = "corex" {
+        has_ruri_user() -> int;
+        has_user_agent() -> int;
+        append_branch() -> int;
+        append_branch_uri(uri: String) -> int;
+        append_branch_uri_q(uri: String, q: String) -> int;
+        set_source_address(addr: String) -> int;
+        via_add_srvid(flags: i32) -> int;
+        is_faked_msg() -> int;
+    }
+    textops = "textops" {
+        search(re: String) -> int;
+        search_body(re: String) -> int;
+        search_hf(name: String, re: String, flags: String) -> int;
+        is_present_hf(name: String) -> int;
+        is_present_hf_re(re: String) -> int;
+        remove_hf(name: String) -> int;
+        remove_hf_re(re: String) -> int;
+        replace(re: String, text: String) -> int;
+        replace_all(re: String, text: String) -> int;
+        has_body() -> int;
+        has_body_type(content_type: String) -> int;
+        set_reply_body(body: String, content_type: String) -> int;
+        in_list(subject: String, items: String, sep: String) -> int;
+        in_list_prefix(subject: String, items: String, sep: String) -> int;
+        cmp_str(a: String, b: String) -> int;
+        cmp_istr(a: String, b: String) -> int;
+        starts_with(text: String, prefix: String) -> int;
+        ends_with(text: String, suffix: String) -> int;
+        str_find(text: String, needle: String) -> int;
+        str_ifind(text: String, needle: String) -> int;
+    }
+}
 
 type R<T> = WResult<Result<T, CallError>>;
 
 impl State {
-    /// One KEMI call: charges the host-call budget (trapping when it is spent), then
-    /// calls the registry on the routed message.
-    fn kcall(&mut self, idx: Option<usize>, args: &[Val]) -> R<Val> {
+    /// Charges one host call to the budget of the route call; traps when it is spent.
+    fn charge(&mut self) -> WResult<()> {
         if self.calls_left == 0 {
             self.budget_hit = true;
             wasmtime::bail!("host-call budget exceeded");
         }
         self.calls_left -= 1;
+        Ok(())
+    }
+
+    /// One KEMI call: charges the host-call budget (trapping when it is spent), then
+    /// calls the registry on the routed message.
+    fn kcall(&mut self, idx: Option<usize>, args: &[Val]) -> R<Val> {
+        self.charge()?;
         let Some(idx) = idx else {
             return Ok(Err(CallError::BadArgs("module not loaded".into())));
         };
@@ -164,14 +528,6 @@ fn from_value(v: Value) -> Val {
     }
 }
 
-fn st(s: String) -> Val {
-    Val::Str(s)
-}
-
-fn it(i: i32) -> Val {
-    Val::Int(i as i64)
-}
-
 impl types::Host for State {}
 
 impl kemi::Host for State {
@@ -207,223 +563,37 @@ impl kemi::Host for State {
         let n = self.env.registry.exports().len();
         let idx = (index as usize) < n;
         if !idx {
-            if self.calls_left == 0 {
-                self.budget_hit = true;
-                wasmtime::bail!("host-call budget exceeded");
-            }
-            self.calls_left -= 1;
+            self.charge()?;
             return Ok(Err(CallError::BadArgs(format!("no export #{index}"))));
         }
         self.value(Some(index as usize), &args)
     }
-}
 
-impl core::Host for State {
-    fn is_method(&mut self, methods: String) -> R<bool> {
-        self.boolean(self.idx.is_method, &[st(methods)])
-    }
-    fn is_myself_ruri(&mut self) -> R<bool> {
-        self.boolean(self.idx.is_myself_ruri, &[])
-    }
-    fn is_myself_furi(&mut self) -> R<bool> {
-        self.boolean(self.idx.is_myself_furi, &[])
-    }
-    fn is_myself_turi(&mut self) -> R<bool> {
-        self.boolean(self.idx.is_myself_turi, &[])
-    }
-    fn is_myself_srcip(&mut self) -> R<bool> {
-        self.boolean(self.idx.is_myself_srcip, &[])
-    }
-    fn forward(&mut self) -> R<i32> {
-        self.int(self.idx.forward, &[])
-    }
-    fn forward_uri(&mut self, uri: String) -> R<i32> {
-        self.int(self.idx.forward_uri, &[st(uri)])
-    }
-    fn setdsturi(&mut self, uri: String) -> R<i32> {
-        self.int(self.idx.setdsturi, &[st(uri)])
-    }
-    fn resetdsturi(&mut self) -> R<i32> {
-        self.int(self.idx.resetdsturi, &[])
-    }
-    fn isdsturiset(&mut self) -> R<bool> {
-        self.boolean(self.idx.isdsturiset, &[])
-    }
-    fn seturi(&mut self, uri: String) -> R<i32> {
-        self.int(self.idx.seturi, &[st(uri)])
-    }
-    fn setflag(&mut self, flag: i32) -> R<i32> {
-        self.int(self.idx.setflag, &[it(flag)])
-    }
-    fn isflagset(&mut self, flag: i32) -> R<bool> {
-        self.boolean(self.idx.isflagset, &[it(flag)])
-    }
-    fn force_rport(&mut self) -> R<i32> {
-        self.int(self.idx.force_rport, &[])
-    }
-    fn dbg(&mut self, text: String) -> R<()> {
-        self.unit(self.idx.dbg, &[st(text)])
-    }
-    fn info(&mut self, text: String) -> R<()> {
-        self.unit(self.idx.info, &[st(text)])
-    }
-    fn notice(&mut self, text: String) -> R<()> {
-        self.unit(self.idx.notice, &[st(text)])
-    }
-    fn warn(&mut self, text: String) -> R<()> {
-        self.unit(self.idx.warn, &[st(text)])
-    }
-    fn err(&mut self, text: String) -> R<()> {
-        self.unit(self.idx.err, &[st(text)])
-    }
-    fn crit(&mut self, text: String) -> R<()> {
-        self.unit(self.idx.crit, &[st(text)])
+    fn has_module(&mut self, name: String) -> WResult<bool> {
+        self.charge()?;
+        Ok(self.env.registry.has_module(&name))
     }
 }
 
-impl pv::Host for State {
-    fn get(&mut self, name: String) -> R<Value> {
-        self.value(self.idx.pv_get, &[st(name)])
-    }
-    fn sets(&mut self, name: String, value: String) -> R<i32> {
-        self.int(self.idx.pv_sets, &[st(name), st(value)])
-    }
-    fn seti(&mut self, name: String, value: i64) -> R<i32> {
-        self.int(self.idx.pv_seti, &[st(name), Val::Int(value)])
-    }
-    fn unset(&mut self, name: String) -> R<i32> {
-        self.int(self.idx.pv_unset, &[st(name)])
-    }
-    fn is_null(&mut self, name: String) -> R<bool> {
-        self.boolean(self.idx.pv_is_null, &[st(name)])
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl hdr::Host for State {
-    fn append(&mut self, text: String) -> R<i32> {
-        self.int(self.idx.hdr_append, &[st(text)])
-    }
-    fn remove(&mut self, name: String) -> R<i32> {
-        self.int(self.idx.hdr_remove, &[st(name)])
-    }
-    fn is_present(&mut self, name: String) -> R<bool> {
-        self.boolean(self.idx.hdr_is_present, &[st(name)])
-    }
-    fn get(&mut self, name: String) -> R<Value> {
-        self.value(self.idx.hdr_get, &[st(name)])
-    }
-    fn append_to_reply(&mut self, text: String) -> R<i32> {
-        self.int(self.idx.hdr_append_to_reply, &[st(text)])
-    }
-}
-
-impl sl::Host for State {
-    fn sl_send_reply(&mut self, code: i32, reason: String) -> R<i32> {
-        self.int(self.idx.sl_send_reply, &[it(code), st(reason)])
-    }
-    fn send_reply(&mut self, code: i32, reason: String) -> R<i32> {
-        self.int(self.idx.send_reply, &[it(code), st(reason)])
-    }
-    fn sl_reply_error(&mut self) -> R<i32> {
-        self.int(self.idx.sl_reply_error, &[])
-    }
-}
-
-impl maxfwd::Host for State {
-    fn process_maxfwd(&mut self, limit: i32) -> R<i32> {
-        self.int(self.idx.process_maxfwd, &[it(limit)])
-    }
-    fn is_maxfwd_lt(&mut self, limit: i32) -> R<bool> {
-        self.boolean(self.idx.is_maxfwd_lt, &[it(limit)])
-    }
-}
-
-impl x::Host for State {
-    fn exit(&mut self) -> R<()> {
-        self.unit(self.idx.x_exit, &[])
-    }
-    fn drop(&mut self) -> R<()> {
-        self.unit(self.idx.x_drop, &[])
-    }
-}
-
-impl tm::Host for State {
-    fn t_relay(&mut self) -> R<i32> {
-        self.int(self.idx.tm_t_relay, &[])
-    }
-    fn t_relay_to_proxy(&mut self, proxy: String) -> R<i32> {
-        self.int(self.idx.tm_t_relay_to_proxy, &[st(proxy)])
-    }
-    fn t_newtran(&mut self) -> R<i32> {
-        self.int(self.idx.tm_t_newtran, &[])
-    }
-    fn t_check_trans(&mut self) -> R<i32> {
-        self.int(self.idx.tm_t_check_trans, &[])
-    }
-    fn t_reply(&mut self, code: i32, reason: String) -> R<i32> {
-        self.int(self.idx.tm_t_reply, &[it(code), st(reason)])
-    }
-    fn t_send_reply(&mut self, code: i32, reason: String) -> R<i32> {
-        self.int(self.idx.tm_t_send_reply, &[it(code), st(reason)])
-    }
-    fn t_on_failure(&mut self, route: String) -> R<i32> {
-        self.int(self.idx.tm_t_on_failure, &[st(route)])
-    }
-    fn t_on_branch(&mut self, route: String) -> R<i32> {
-        self.int(self.idx.tm_t_on_branch, &[st(route)])
-    }
-    fn t_on_reply(&mut self, route: String) -> R<i32> {
-        self.int(self.idx.tm_t_on_reply, &[st(route)])
-    }
-    fn t_set_fr(&mut self, fr_inv_ms: i32, fr_ms: i32) -> R<i32> {
-        self.int(self.idx.tm_t_set_fr, &[it(fr_inv_ms), it(fr_ms)])
-    }
-    fn t_is_canceled(&mut self) -> R<i32> {
-        self.int(self.idx.tm_t_is_canceled, &[])
-    }
-    fn t_branch_timeout(&mut self) -> R<i32> {
-        self.int(self.idx.tm_t_branch_timeout, &[])
-    }
-    fn t_branch_replied(&mut self) -> R<i32> {
-        self.int(self.idx.tm_t_branch_replied, &[])
-    }
-    fn t_check_status(&mut self, re: String) -> R<i32> {
-        self.int(self.idx.tm_t_check_status, &[st(re)])
-    }
-    fn t_get_status_code(&mut self) -> R<i32> {
-        self.int(self.idx.tm_t_get_status_code, &[])
-    }
-    fn t_release(&mut self) -> R<i32> {
-        self.int(self.idx.tm_t_release, &[])
-    }
-}
-
-impl registrar::Host for State {
-    fn save(&mut self, table: String, flags: i32) -> R<i32> {
-        self.int(self.idx.registrar_save, &[st(table), it(flags)])
-    }
-    fn lookup(&mut self, table: String) -> R<i32> {
-        self.int(self.idx.registrar_lookup, &[st(table)])
-    }
-    fn lookup_uri(&mut self, table: String, uri: String) -> R<i32> {
-        self.int(self.idx.registrar_lookup_uri, &[st(table), st(uri)])
-    }
-    fn registered(&mut self, table: String) -> R<i32> {
-        self.int(self.idx.registrar_registered, &[st(table)])
-    }
-    fn unregister(&mut self, table: String, uri: String) -> R<i32> {
-        self.int(self.idx.registrar_unregister, &[st(table), st(uri)])
-    }
-}
-
-impl sanity::Host for State {
-    fn sanity_check(&mut self, msg_checks: i32, uri_checks: i32) -> R<i32> {
-        self.int(
-            self.idx.sanity_sanity_check,
-            &[it(msg_checks), it(uri_checks)],
-        )
-    }
-    fn sanity_check_defaults(&mut self) -> R<i32> {
-        self.int(self.idx.sanity_sanity_check_defaults, &[])
+    /// Every typed import names a real export: with every module loaded, none is missing.
+    #[test]
+    fn every_typed_import_resolves_to_an_export() {
+        let all: Vec<String> = crate::modules::AVAILABLE
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        let reg = Registry::build(&all).expect("registry");
+        let idx = TypedIdx::new(&reg);
+        assert_eq!(idx.missing(), Vec::<String>::new());
+        // ... and every export has its typed function.
+        assert_eq!(idx.resolved(), reg.exports().len());
+        let core_only = Registry::build(&[]).expect("registry");
+        assert!(TypedIdx::new(&core_only)
+            .missing()
+            .contains(&"rr.record_route".to_string()));
     }
 }

@@ -2,24 +2,32 @@
 //! (`plugins/lua`, real Lua 5.4 inside wasm) as an ordinary wasm plugin whose config is
 //! the script.
 
+use std::path::Path;
+
 use crate::config::Config;
 
 use super::{Plugin, WasmError};
 
 /// The config string the runtime's `init` gets: `@<path>` on the first line (the chunk
 /// name, so errors read `file:line:`), then the script's source.
-pub fn runtime_config(path: &std::path::Path, source: &str) -> String {
+pub fn runtime_config(path: &Path, source: &str) -> String {
     format!("@{}\n{source}", path.display())
 }
 
-/// Reads the script, finds the runtime component and compiles it (with the engine's
-/// compile cache when `cache_dir` is set).
+/// Reads the configured script, finds the runtime component and compiles it (with the
+/// engine's compile cache when `cache_dir` is set).
 pub fn load(cfg: &Config) -> Result<Plugin, WasmError> {
     let script = cfg.script_path();
     let source = std::fs::read_to_string(&script).map_err(|e| WasmError::Read {
         path: script.display().to_string(),
         err: e.to_string(),
     })?;
+    load_script(cfg, &script, &source)
+}
+
+/// The runtime component compiled with script `source` (read from `script`) as its
+/// config: what a (re)load of a lua-wasm script makes.
+pub fn load_script(cfg: &Config, script: &Path, source: &str) -> Result<Plugin, WasmError> {
     let runtime = cfg.lua_runtime_path().map_err(|err| WasmError::Load {
         path: script.display().to_string(),
         err,
@@ -32,7 +40,7 @@ pub fn load(cfg: &Config) -> Result<Plugin, WasmError> {
     let cache = cfg.routing.cache_dir.as_ref().map(|d| cfg.resolve(d));
     Plugin::load_cached(
         &runtime,
-        &runtime_config(&script, &source),
+        &runtime_config(script, source),
         cfg.wasm_limits(),
         cache.as_deref(),
     )
@@ -126,7 +134,7 @@ mod tests {
                 crate::modules::auth_db::Subscribers::from_config(&cfg2).expect("no db"),
             ),
             permissions: Arc::new(crate::modules::permissions::Permissions::default()),
-            script: std::sync::OnceLock::new(),
+            routing: Default::default(),
         });
         (env, rec, plugin)
     }
@@ -170,7 +178,7 @@ mod tests {
     /// Runs the request route, returning the context, the outcome and the replies sent.
     fn run(script: &str) -> (Ctx, Outcome, Vec<String>) {
         let (env, rec, p) = setup(script);
-        let (c, out) = p.run(1, &env, request(&env), RQ);
+        let (c, out) = p.run(&env, request(&env), RQ);
         (c, out, replies(&rec))
     }
 
@@ -280,7 +288,7 @@ end
         let (env, rec, p) = setup(
             "local n = 0\nfunction ksr_request_route()\n  n = n + 1\n  if KSR.pv.get('$rU') == 'bob' then\n    local t = nil\n    return t.x\n  end\n  KSR.sl.sl_send_reply(200, 'n=' .. n)\nend\n",
         );
-        let (_, out) = tracing::subscriber::with_default(sub, || p.run(1, &env, request(&env), RQ));
+        let (_, out) = tracing::subscriber::with_default(sub, || p.run(&env, request(&env), RQ));
         assert!(matches!(out, Outcome::Error(_)), "{out:?}");
         let text = String::from_utf8_lossy(&log.lock().expect("lock")).to_string();
         assert!(text.contains("s.lua:6: attempt to index"), "{text}");
@@ -288,7 +296,7 @@ end
         assert!(replies(&rec).is_empty());
         // A fresh instance: the Lua state is built again, so n starts over.
         for _ in 0..2 {
-            let (_, out) = p.run(1, &env, request_to(&env, "alice"), RQ);
+            let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
             assert_eq!(out, Outcome::Done);
         }
         assert_eq!(replies(&rec), vec!["SIP/2.0 200 n=1", "SIP/2.0 200 n=2"]);
@@ -315,13 +323,13 @@ end
              function helper() KSR.sl.sl_send_reply(404, 'helper') end\n\
              function failure_route_x() KSR.sl.sl_send_reply(302, 'failure') end\n",
         );
-        let (_, out) = p.run(1, &env, request(&env), RQ);
+        let (_, out) = p.run(&env, request(&env), RQ);
         assert_eq!(out, Outcome::Done);
         assert_eq!(replies(&rec), vec!["SIP/2.0 404 helper"]);
-        let (_, out) = p.run(1, &env, request(&env), "failure_route_x");
+        let (_, out) = p.run(&env, request(&env), "failure_route_x");
         assert_eq!(out, Outcome::Done);
         assert_eq!(replies(&rec), vec!["SIP/2.0 302 failure"]);
-        let (_, out) = p.run(1, &env, request(&env), "no_such_route");
+        let (_, out) = p.run(&env, request(&env), "no_such_route");
         assert_eq!(out, Outcome::Missing);
         // A syntax error or no request route refuses the script at init.
         let (env, _, p) = setup("function ksr_request_route()\n  if then\nend\n");

@@ -6,7 +6,7 @@
 //!   `InstancePre`; each worker thread keeps a warm instance (its own `Store`) reused
 //!   across messages and replaced after any trap (a trap poisons the store).
 //! - Each route call runs under an epoch deadline (a ticker thread bumps the epoch every
-//!   millisecond), a memory cap (a `ResourceLimiter` in the store data) and a budget of
+//!   5 ms), a memory cap (a `ResourceLimiter` in the store data) and a budget of
 //!   host calls. A trap, a deadline or a limit hit returns `Outcome::Error`, so the
 //!   pipeline answers 500, and is counted (`wasm_traps`, `wasm_deadlines`,
 //!   `wasm_memory_limits`, `wasm_host_call_limits`); the server goes on.
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::kemi::{Ctx, Env, Val};
@@ -88,6 +88,12 @@ pub enum WasmError {
 /// runtime's blocking threads) plus the start-up check; `Limits::instances` raises it.
 const POOL_INSTANCES: u32 = 64;
 
+/// Bytes of a released linear memory kept mapped and reset in place (the dirty pages
+/// only, with pagemap_scan): a Rust guest's stack, data and the heap of a route fit.
+const KEEP_RESIDENT: usize = 4 << 20;
+/// Bytes of a released table kept mapped and reset in place.
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
+
 /// A compiled plugin, shared by every worker.
 pub struct Plugin {
     pub path: PathBuf,
@@ -101,6 +107,8 @@ pub struct Plugin {
     pub from_cache: bool,
     /// Registry indexes of the typed imports, found once per `Env`.
     typed: std::sync::Mutex<Option<(usize, TypedIdx)>>,
+    /// Route calls of this plugin version and why they failed.
+    pub counters: Arc<super::version::Counters>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -118,8 +126,11 @@ impl Drop for Plugin {
     }
 }
 
-/// Epoch ticks per millisecond of deadline.
-const TICK: Duration = Duration::from_millis(1);
+/// Period of the epoch ticker: the deadline of a route call is checked at this
+/// granularity (a call is interrupted between `deadline` and `deadline + TICK`). Each tick
+/// wakes a thread; at 1 ms that thread cost ~15 µs of CPU per call at 1000 calls/s with
+/// the basic plugin (bench/README.md), at 5 ms a fifth of it.
+const TICK: Duration = Duration::from_millis(5);
 
 impl Plugin {
     /// Reads and compiles the component at `path` (slow: call it off the hot path).
@@ -161,7 +172,17 @@ impl Plugin {
             .total_memories(n * 2)
             .total_tables(n * 4)
             .total_stacks(n)
-            .max_memory_size(limits.memory.max(1 << 16));
+            .max_memory_size(limits.memory.max(1 << 16))
+            // A slot is reused for every fresh instance (per-message isolation, nested
+            // tm routes): reset only the pages the last instance dirtied, found with
+            // the PAGEMAP_SCAN ioctl (Linux >= 6.7; `Auto` falls back to madvise), and
+            // keep them resident, instead of madvise-ing the whole memory and taking a
+            // page fault per page again at the next use. Without pagemap_scan the
+            // resident part would be memset whole on every release, so the two go
+            // together.
+            .pagemap_scan(Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT.min(limits.memory))
+            .table_keep_resident(TABLE_KEEP_RESIDENT);
         let mut cfg = wasmtime::Config::new();
         cfg.epoch_interruption(true)
             // Exception handling: Lua's errors (setjmp/longjmp) in the lua-wasm runtime.
@@ -205,6 +226,7 @@ impl Plugin {
             stop,
             from_cache,
             typed: std::sync::Mutex::new(None),
+            counters: Arc::default(),
         })
     }
 
@@ -269,7 +291,8 @@ impl Plugin {
     }
 
     fn arm(&self, store: &mut Store<State>) {
-        let ticks = (self.limits.deadline.as_millis() as u64).max(1);
+        // The call starts anywhere inside the current tick, hence the extra one.
+        let ticks = (self.limits.deadline.as_millis() as u64).div_ceil(TICK.as_millis() as u64) + 1;
         store.set_epoch_deadline(ticks);
         let s = store.data_mut();
         s.calls_left = self.limits.host_calls;
@@ -278,30 +301,37 @@ impl Plugin {
     }
 
     /// Runs route `name` on `ctx` with this thread's warm instance of the plugin.
-    pub fn run(
-        self: &Arc<Plugin>,
-        generation: u64,
-        env: &Arc<Env>,
-        ctx: Ctx,
-        name: &str,
-    ) -> (Ctx, Outcome) {
+    pub fn run(self: &Arc<Plugin>, env: &Arc<Env>, ctx: Ctx, name: &str) -> (Ctx, Outcome) {
         if self.limits.per_message {
             return self.run_isolated(env, ctx, name);
         }
-        let key = (generation, Arc::as_ptr(self) as usize);
+        let key = Arc::downgrade(self);
         WORKER.with(|w| {
             let mut w = w.borrow_mut();
-            if !matches!(&*w, Some((k, _)) if *k == key) {
-                *w = None;
-                match self.instantiate(env) {
-                    Ok(warm) => *w = Some((key, warm)),
-                    Err(e) => {
-                        Stats::inc(&env.stats.wasm_traps);
-                        return (ctx, Outcome::Error(format!("wasm plugin: {e}")));
+            let pos = match w.iter().position(|(k, _)| k.ptr_eq(&key)) {
+                Some(p) => p,
+                None => {
+                    // Instances of versions no longer loaded anywhere go first.
+                    w.retain(|(k, _)| k.strong_count() > 0);
+                    if w.len() >= INSTANCES_PER_WORKER {
+                        w.remove(0);
                     }
+                    match self.instantiate(env) {
+                        Ok(warm) => w.push((key, warm)),
+                        Err(e) => {
+                            Stats::inc(&env.stats.wasm_traps);
+                            super::version::Counters::inc(&self.counters.traps);
+                            return (ctx, Outcome::Error(format!("wasm plugin: {e}")));
+                        }
+                    }
+                    w.len() - 1
                 }
+            };
+            if pos + 1 != w.len() {
+                let e = w.remove(pos);
+                w.push(e);
             }
-            let Some((_, warm)) = w.as_mut() else {
+            let Some((_, warm)) = w.last_mut() else {
                 return (ctx, Outcome::Error("wasm plugin: no instance".into()));
             };
             let (ctx, r) = self.call(warm, ctx, name);
@@ -310,7 +340,7 @@ impl Plugin {
                 Ok(false) => (ctx, Outcome::Missing),
                 Err(reason) => {
                     // A trap poisons the store: the next message gets a fresh instance.
-                    *w = None;
+                    w.pop();
                     (ctx, Outcome::Error(format!("wasm plugin {name}: {reason}")))
                 }
             }
@@ -325,6 +355,7 @@ impl Plugin {
             Ok(w) => w,
             Err(e) => {
                 Stats::inc(&env.stats.wasm_traps);
+                super::version::Counters::inc(&self.counters.traps);
                 return (ctx, Outcome::Error(format!("wasm plugin: {e}")));
             }
         };
@@ -362,29 +393,38 @@ impl Plugin {
         let r = match r {
             Some(Ok(found)) => Ok(found),
             Some(Err(e)) => {
-                let (counter, reason) = if s.budget_hit {
+                let c = &self.counters;
+                let (counter, mine, reason) = if s.budget_hit {
                     (
                         &env.stats.wasm_host_call_limits,
+                        &c.host_call_limits,
                         "host-call budget exceeded".to_string(),
                     )
                 } else if s.limiter.hit {
                     (
                         &env.stats.wasm_memory_limits,
+                        &c.memory_limits,
                         "memory limit exceeded".to_string(),
                     )
                 } else if matches!(
                     e.downcast_ref::<wasmtime::Trap>(),
                     Some(wasmtime::Trap::Interrupt)
                 ) {
-                    (&env.stats.wasm_deadlines, "deadline exceeded".to_string())
+                    (
+                        &env.stats.wasm_deadlines,
+                        &c.deadlines,
+                        "deadline exceeded".to_string(),
+                    )
                 } else {
-                    (&env.stats.wasm_traps, format!("trap: {e:?}"))
+                    (&env.stats.wasm_traps, &c.traps, format!("trap: {e:?}"))
                 };
                 Stats::inc(counter);
+                super::version::Counters::inc(mine);
                 Err(reason)
             }
             None => {
                 Stats::inc(&env.stats.wasm_deadlines);
+                super::version::Counters::inc(&self.counters.deadlines);
                 Err("deadline exceeded (waiting on the host)".to_string())
             }
         };
@@ -405,8 +445,13 @@ pub struct Warm {
     vars: std::collections::HashMap<String, Val>,
 }
 
+/// Warm instances a worker keeps: one per plugin version it ran lately (the current one
+/// and those still finishing transactions), least recently used first.
+const INSTANCES_PER_WORKER: usize = 4;
+
 thread_local! {
-    static WORKER: RefCell<Option<((u64, usize), Warm)>> = const { RefCell::new(None) };
+    static WORKER: RefCell<Vec<(std::sync::Weak<Plugin>, Warm)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 /// Compiles `bytes`, or loads the code compiled earlier from `dir/<hash>.cwasm`; the

@@ -105,7 +105,7 @@ fn env() -> (Arc<Env>, Arc<Recorder>) {
             crate::modules::auth_db::Subscribers::from_config(&cfg2).expect("no db"),
         ),
         permissions: Arc::new(crate::modules::permissions::Permissions::default()),
-        script: std::sync::OnceLock::new(),
+        routing: Default::default(),
     });
     (env, rec)
 }
@@ -152,7 +152,7 @@ const RQ: &str = crate::proxy::pipeline::REQUEST_ROUTE;
 fn forward_plugin_forwards_to_ruri_or_configured_destination() {
     let (env, rec) = env();
     let p = load("forward", "", Limits::default());
-    let (c, out) = p.run(1, &env, request(&env, "bob"), RQ);
+    let (c, out) = p.run(&env, request(&env, "bob"), RQ);
     assert_eq!(out, Outcome::Done);
     assert!(!c.final_replied);
     let s = sent(&rec);
@@ -161,12 +161,12 @@ fn forward_plugin_forwards_to_ruri_or_configured_destination() {
     assert!(s[0].1.starts_with("OPTIONS sip:bob@"), "{s:?}");
 
     let p = load("forward", "sip:127.0.0.1:5099", Limits::default());
-    let (_, out) = p.run(2, &env, request(&env, "bob"), RQ);
+    let (_, out) = p.run(&env, request(&env, "bob"), RQ);
     assert_eq!(out, Outcome::Done);
     let s = sent(&rec);
     assert_eq!(s[0].0, "127.0.0.1:5099".parse::<SocketAddr>().expect("a"));
     // A route the plugin does not have.
-    let (_, out) = p.run(2, &env, request(&env, "bob"), "failure_route_x");
+    let (_, out) = p.run(&env, request(&env, "bob"), "failure_route_x");
     assert_eq!(out, Outcome::Missing);
 }
 
@@ -195,7 +195,7 @@ fn hostile(mode: &str, counter: fn(&Stats) -> u64, reason: &str) {
     let (env, rec) = env();
     let p = load("hostile", mode, limits());
     let t = Instant::now();
-    let (_, out) = p.run(1, &env, request(&env, "bad"), RQ);
+    let (_, out) = p.run(&env, request(&env, "bad"), RQ);
     let took = t.elapsed();
     match &out {
         Outcome::Error(e) => assert!(e.contains(reason), "{mode}: {e}"),
@@ -205,7 +205,7 @@ fn hostile(mode: &str, counter: fn(&Stats) -> u64, reason: &str) {
     assert!(took < Duration::from_secs(2), "{mode} took {took:?}");
     sent(&rec);
     for _ in 0..3 {
-        let (_, out) = p.run(1, &env, request(&env, "ok"), RQ);
+        let (_, out) = p.run(&env, request(&env, "ok"), RQ);
         assert_eq!(out, Outcome::Done, "{mode}: next request");
         let s = sent(&rec);
         assert_eq!(s.len(), 1);
@@ -225,7 +225,7 @@ fn hostile_stack_overflow_is_contained() {
 fn generic_interface_calls_by_index_and_exits() {
     let (env, rec) = env();
     let p = load("hostile", "trap", limits());
-    let (_, out) = p.run(1, &env, request(&env, "generic"), RQ);
+    let (_, out) = p.run(&env, request(&env, "generic"), RQ);
     assert_eq!(out, Outcome::Done);
     let s = sent(&rec);
     assert_eq!(s.len(), 1, "{s:?}");
@@ -247,9 +247,9 @@ fn per_message_isolation() {
         },
     );
     for _ in 0..3 {
-        let (_, out) = p.run(1, &env, request(&env, "bad"), RQ);
+        let (_, out) = p.run(&env, request(&env, "bad"), RQ);
         assert!(matches!(out, Outcome::Error(_)), "{out:?}");
-        let (_, out) = p.run(1, &env, request(&env, "ok"), RQ);
+        let (_, out) = p.run(&env, request(&env, "ok"), RQ);
         assert_eq!(out, Outcome::Done);
     }
     assert_eq!(get(&env.stats.wasm_traps), 3);
@@ -276,7 +276,7 @@ fn compiled_component_cached_on_disk() {
     let cached = t.elapsed();
     assert!(b.from_cache);
     eprintln!("forward plugin: compile {compile:?}, from the disk cache {cached:?}");
-    let (_, out) = b.run(7, &env, request(&env, "bob"), RQ);
+    let (_, out) = b.run(&env, request(&env, "bob"), RQ);
     assert_eq!(out, Outcome::Done);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -287,7 +287,7 @@ fn compiled_component_cached_on_disk() {
 fn typed_call_into_a_module_not_loaded_is_refused() {
     let (env, rec) = env();
     let p = load("hostile", "trap", limits());
-    let (_, out) = p.run(1, &env, request(&env, "stateful"), RQ);
+    let (_, out) = p.run(&env, request(&env, "stateful"), RQ);
     assert_eq!(out, Outcome::Done);
     assert!(sent(&rec).is_empty());
     assert_eq!(get(&env.stats.wasm_traps), 0);
@@ -332,11 +332,11 @@ fn hostile_host_call_flood_hits_the_budget() {
 fn warm_instance_per_call_cost() {
     let (env, rec) = env();
     let p = load("forward", "", Limits::default());
-    let _ = p.run(1, &env, request(&env, "bob"), RQ);
+    let _ = p.run(&env, request(&env, "bob"), RQ);
     let n = 2000;
     let t = Instant::now();
     for _ in 0..n {
-        let (_, out) = p.run(1, &env, request(&env, "bob"), RQ);
+        let (_, out) = p.run(&env, request(&env, "bob"), RQ);
         assert_eq!(out, Outcome::Done);
     }
     let per = t.elapsed() / n;

@@ -91,20 +91,13 @@ impl Usrloc {
                 )))
             }
         };
-        let url = cfg.modparam_str("usrloc", "db_url", "");
-        let store = match (db_mode, url) {
+        let path = cfg.sqlite_path("usrloc").map_err(UsrlocError::Config)?;
+        let store = match (db_mode, path) {
             (DbMode::NoDb, _) => None,
-            (_, "") => return Err(UsrlocError::Config("db_mode needs db_url".into())),
-            (_, url) => {
-                let url = match url.strip_prefix("sqlite://") {
-                    // Relative paths are relative to the config file.
-                    Some(p) if !p.starts_with('/') => {
-                        format!("sqlite://{}", cfg.base_dir.join(p).display())
-                    }
-                    _ => url.to_string(),
-                };
-                Some(open_location_store(&url)?)
-            }
+            (_, None) => return Err(UsrlocError::Config("db_mode needs db_url".into())),
+            // `kemibox check` neither creates the database nor loads it.
+            (_, Some(_)) if cfg.check_only => None,
+            (_, Some(path)) => Some(open_location_store(&path)?),
         };
         let ul = Usrloc {
             tables: Mutex::new(HashMap::new()),
@@ -113,12 +106,13 @@ impl Usrloc {
             use_domain: cfg.modparam_int("usrloc", "use_domain", 0) != 0,
             timer_interval: cfg.modparam_int("usrloc", "timer_interval", 60).max(1) as u64,
         };
-        for t in cfg
-            .modparam_str("usrloc", "preload", "")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
+        // Nothing to load from when `kemibox check` left the store closed.
+        let preload = if cfg.check_only && ul.store.is_none() {
+            ""
+        } else {
+            cfg.modparam_str("usrloc", "preload", "")
+        };
+        for t in preload.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             ul.preload(t)?;
         }
         Ok(ul)
