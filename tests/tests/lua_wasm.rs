@@ -34,7 +34,12 @@ fn example(name: &str) -> String {
     std::fs::read_to_string(repo_root().join("examples").join(name)).expect("example script")
 }
 
+/// One sipp run at a time in this file: two call generators at once on the shared
+/// 2-core machines delayed an ACK past the UAS's 500 ms retransmission now and then.
+static SIPP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn sipp_calls(kb: &Kemibox, p: u16) -> String {
+    let _one = SIPP.lock().unwrap_or_else(|e| e.into_inner());
     let (u, c) = (free_port(), free_port());
     let _uas = Bg(Command::new("sipp")
         .args([
