@@ -68,8 +68,7 @@ pub fn run_nested(env: &Arc<Env>, ctx: Ctx, name: &str) -> Option<(Ctx, Outcome)
     match &version.routing {
         Routing::Lua(_) => lua::run_nested(ctx, name),
         // A component instance cannot be re-entered while it is running a route: the
-        // nested route runs on a fresh instance of the same plugin (the message state is
-        // all in `ctx`; the guest's own globals are not shared with the outer route).
-        Routing::Wasm(plugin) => Some(plugin.run_isolated(env, ctx, name)),
+        // nested route runs on another instance of the same plugin.
+        Routing::Wasm(plugin) => Some(plugin.run_nested(env, ctx, name)),
     }
 }

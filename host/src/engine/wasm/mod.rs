@@ -357,9 +357,53 @@ impl Plugin {
         })
     }
 
-    /// `isolation = "per-message"` (and nested routes, e.g. tm branch routes run from
-    /// inside `t_relay`): a fresh store and instance (with `init`) for this call only;
-    /// nothing survives it, `$var(..)` included.
+    /// A route run from inside a running route of this plugin (tm branch routes run from
+    /// inside `t_relay`). A component instance cannot be re-entered and the worker's warm
+    /// instance is busy, so it runs on a second warm instance the worker keeps for nested
+    /// routes (its guest globals are its own, not the outer route's; the message state is
+    /// all in `ctx`). With `isolation = "per-message"`, on a fresh instance.
+    pub fn run_nested(self: &Arc<Plugin>, env: &Arc<Env>, ctx: Ctx, name: &str) -> (Ctx, Outcome) {
+        if self.limits.per_message {
+            return self.run_isolated(env, ctx, name);
+        }
+        let key = Arc::downgrade(self);
+        // Out of the thread-local while it runs: a nested route may nest again.
+        let spare = NESTED.with(|n| {
+            let mut n = n.borrow_mut();
+            let pos = n.iter().position(|(k, _)| k.ptr_eq(&key))?;
+            Some(n.remove(pos).1)
+        });
+        let mut warm = match spare {
+            Some(w) => w,
+            None => match self.instantiate(env) {
+                Ok(w) => w,
+                Err(e) => {
+                    Stats::inc(&env.stats.wasm_traps);
+                    super::version::Counters::inc(&self.counters.traps);
+                    return (ctx, Outcome::Error(format!("wasm plugin: {e}")));
+                }
+            },
+        };
+        let (ctx, r) = self.call(&mut warm, ctx, name);
+        let out = match r {
+            Ok(true) => Outcome::Done,
+            Ok(false) => Outcome::Missing,
+            // A trap poisons the store: the instance is dropped.
+            Err(reason) => return (ctx, Outcome::Error(format!("wasm plugin {name}: {reason}"))),
+        };
+        NESTED.with(|n| {
+            let mut n = n.borrow_mut();
+            n.retain(|(k, _)| k.strong_count() > 0);
+            if n.len() >= INSTANCES_PER_WORKER {
+                n.remove(0);
+            }
+            n.push((key, warm));
+        });
+        (ctx, out)
+    }
+
+    /// `isolation = "per-message"`: a fresh store and instance (with `init`) for this
+    /// call only; nothing survives it, `$var(..)` included.
     pub fn run_isolated(&self, env: &Arc<Env>, ctx: Ctx, name: &str) -> (Ctx, Outcome) {
         let mut warm = match self.instantiate(env) {
             Ok(w) => w,
@@ -461,6 +505,9 @@ const INSTANCES_PER_WORKER: usize = 4;
 
 thread_local! {
     static WORKER: RefCell<Vec<(std::sync::Weak<Plugin>, Warm)>> =
+        const { RefCell::new(Vec::new()) };
+    /// Idle instances for nested routes, per plugin version (see `run_nested`).
+    static NESTED: RefCell<Vec<(std::sync::Weak<Plugin>, Warm)>> =
         const { RefCell::new(Vec::new()) };
 }
 
