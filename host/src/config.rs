@@ -179,6 +179,9 @@ pub struct Routing {
     /// or limit hit): `"CODE Reason"`, 300..=699; default `"500 Server Internal Error"`.
     #[serde(default)]
     pub error_reply: Option<Spanned<String>>,
+    /// Environment variables a wasm plugin may read (`KSR.kx.get_env`); none by default.
+    #[serde(default)]
+    pub guest_env: Vec<String>,
     /// The Lua runtime component (engine `"lua-wasm"`); none: found by
     /// `Config::lua_runtime_path`.
     #[serde(default)]

@@ -187,13 +187,12 @@ pub fn exports() -> Vec<Export> {
         export!("kx", "ifndef", [Str], Bool, |c, a| Ok(Val::Bool(
             c.env.cfg.define(s(a, 0)).is_none()
         ))),
-        export!("kx", "get_env", [Str], XVal, |_, a| Ok(Val::Str(
-            std::env::var(s(a, 0)).unwrap_or_default()
+        export!("kx", "get_env", [Str], XVal, |c, a| Ok(Val::Str(
+            env_var(c, s(a, 0)).unwrap_or_default()
         ))),
-        export!("kx", "get_envn", [Str], Int, |_, a| {
+        export!("kx", "get_envn", [Str], Int, |c, a| {
             Ok(Val::Int(
-                std::env::var(s(a, 0))
-                    .ok()
+                env_var(c, s(a, 0))
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(0),
             ))
@@ -226,4 +225,18 @@ pub fn src_uri(c: &Ctx) -> String {
         u.push_str(c.rcv.proto.lower());
     }
     u
+}
+
+/// An environment variable for the script: any for the operator's own Lua script on
+/// mlua; for a sandboxed wasm plugin only those `[routing] guest_env` names (a guest gets
+/// no environment unless the config grants it).
+fn env_var(c: &Ctx, name: &str) -> Option<String> {
+    let sandboxed = c
+        .version
+        .as_ref()
+        .is_some_and(|v| matches!(v.routing, crate::engine::Routing::Wasm(_)));
+    if sandboxed && !c.env.cfg.routing.guest_env.iter().any(|n| n == name) {
+        return None;
+    }
+    std::env::var(name).ok()
 }

@@ -349,3 +349,34 @@ fn warm_instance_per_call_cost() {
     eprintln!("forward plugin: {per:?} per request route (warm instance; includes parsing the request, 3 KEMI calls and the send), {inst:?} per fresh instance + init");
     assert!(per < Duration::from_millis(5), "{per:?}");
 }
+
+/// `KSR.kx.get_env` from a wasm plugin sees only the variables `[routing] guest_env`
+/// grants; the operator's own script (not sandboxed) sees all.
+#[test]
+fn a_plugin_reads_only_the_granted_environment() {
+    let (env, _) = crate::testutil::env(&["udp:127.0.0.1:5060"], &["kx"], "guest_env = [\"PATH\"]");
+    let get = env.registry.index_of("kx", "get_env").expect("kx.get_env");
+    let call = |ctx: &mut Ctx, name: &str| {
+        env.registry
+            .call(get, ctx, &[Val::Str(name.into())])
+            .expect("call")
+    };
+    let path = std::env::var("PATH").expect("PATH is set");
+    let home = std::env::var("HOME").expect("HOME is set");
+    let mut ctx = request(&env, "env");
+    assert_eq!(call(&mut ctx, "HOME"), Val::Str(home));
+    ctx.version = Some(Arc::new(crate::engine::Version {
+        id: 1,
+        routing: crate::engine::Routing::Wasm(load("forward", "", Limits::default())),
+        source: crate::engine::Source {
+            engine: "wasm".into(),
+            path: plugin_wasm("forward"),
+            config: String::new(),
+        },
+        hash: String::new(),
+        loaded_at: std::time::SystemTime::now(),
+        counters: Arc::default(),
+    }));
+    assert_eq!(call(&mut ctx, "HOME"), Val::Str(String::new()));
+    assert_eq!(call(&mut ctx, "PATH"), Val::Str(path));
+}
