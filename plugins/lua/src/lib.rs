@@ -275,9 +275,7 @@ impl Runtime {
         let lua = unsafe { Lua::unsafe_new_with(mlua::StdLib::ALL, mlua::LuaOptions::default()) };
         build_ksr(&lua).map_err(|e| format!("building KSR: {e}"))?;
         let is_exit_error = lua
-            .create_function(|_, v: Value| {
-                Ok(matches!(v, Value::Error(ref e) if is_exit(e)))
-            })
+            .create_function(|_, v: Value| Ok(matches!(v, Value::Error(ref e) if is_exit(e))))
             .map_err(|e| e.to_string())?;
         let runner: Function = lua
             .load(PRELUDE)
@@ -342,9 +340,6 @@ fn call(runner: &Function, f: &Function) -> Result<bool, String> {
         Err(e) if is_exit(&e) => Ok(true),
         Err(e) => Err(e.to_string()),
     }
-}
-
-impl Runtime {
 }
 
 /// Runs route `name` of the loaded script; a Lua error is logged and traps, so the server
