@@ -358,7 +358,9 @@ fn digest(user: &str, pass: &str, realm: &str, nonce: &str, method: &str, uri: &
 /// `examples/basic-kemi/kemibox.toml` switched to the wasm engine and the plugin built
 /// from Kamailio's `kamailio-basic-kemi-jsdt.js`, unmodified. That script calls
 /// `KSR.nathelper` and `KSR.permissions` without testing for them (Kamailio's cfg loads
-/// them with its default WITH_NAT and WITH_IPAUTH), so those modules are added.
+/// them with its default WITH_NAT and WITH_IPAUTH), so those modules are added. Keepalive,
+/// REGISTER challenge and credentials, and a call to the registered user through the
+/// script's branch, onreply and failure routes.
 #[test]
 fn kamailio_basic_jsdt_script_unmodified() {
     let script = PathBuf::from(JSDT_SCRIPT);
@@ -465,6 +467,29 @@ CSeq: {cseq} REGISTER\r\nContact: <sip:alice@{l}>\r\n{auth}Content-Length: 0\r\n
         Some(format!("<sip:alice@{l}>;expires=3600").as_str()),
         "{ok}"
     );
+    // A call from a foreign caller to alice: lookup, relay with the branch, onreply and
+    // failure routes of the script (named at run time); alice is busy.
+    let caller = UdpSocket::bind("127.0.0.1:0").expect("caller");
+    let c = caller.local_addr().expect("addr");
+    let inv = format!(
+        "INVITE sip:alice@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bK-jsdt-inv\r\n\
+Max-Forwards: 70\r\nFrom: <sip:carol@example.org>;tag=c1\r\nTo: <sip:alice@127.0.0.1>\r\n\
+Call-ID: jsdt-call\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@{c}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    caller.send_to(inv.as_bytes(), proxy).expect("send");
+    expect(&caller, "SIP/2.0 100");
+    let (fwd, from) = expect(&sock, "INVITE ");
+    assert!(
+        fwd.starts_with(&format!("INVITE sip:alice@{l} SIP/2.0\r\n")),
+        "{fwd}"
+    );
+    assert!(header(&fwd, "Record-Route").is_some(), "{fwd}");
+    sock.send_to(answer(&fwd, 486, "Busy Here", "a").as_bytes(), from)
+        .expect("486");
+    expect(&sock, "ACK ");
+    let (busy, _) = expect(&caller, "SIP/2.0 486");
+    assert!(busy.starts_with("SIP/2.0 486 Busy Here\r\n"), "{busy}");
+
     // A wrong password is challenged again.
     let bad = digest("alice", "wrong", "127.0.0.1", &nonce, "REGISTER", &uri);
     sock.send_to(
