@@ -512,6 +512,8 @@ Call-ID: jsdt-call\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@{c}>\r\nContent-Leng
     expect(&sock, "SIP/2.0 401");
     assert_eq!(kb.metric("script_errors"), 0, "{}", kb.log_text());
     assert_eq!(kb.metric("wasm_traps"), 0);
+    drop(kb);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `routing.load` from a Lua script (mlua) to the JS plugin while sipp runs at 100
