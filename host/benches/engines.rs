@@ -8,7 +8,11 @@
 //! Lua engines; the lua-wasm load (compile), instantiation + `init` and first call are
 //! printed once.
 //!
-//! Run with `cargo bench -p kemibox --bench engines` (builds `plugins/` for wasm32-wasip2).
+//! The same logic in JavaScript (`JS`, built with `kemibox plugin build`: componentize-js
+//! and the KSR shim of `plugins/js`) runs as a wasm component too.
+//!
+//! Run with `cargo bench -p kemibox --bench engines` (builds `plugins/` for wasm32-wasip2,
+//! and the JS plugin with plugins/js/node_modules: `npm ci` there first).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -57,6 +61,11 @@ const LUA: &str = "function ksr_request_route()\n\
   if KSR.forward() < 0 then KSR.sl.sl_reply_error() end\n\
 end\n";
 
+const JS: &str = "function ksr_request_route() {\n\
+  if (KSR.maxfwd.process_maxfwd(10) < 0) { KSR.sl.sl_send_reply(483, 'Too Many Hops'); KSR.x.exit(); }\n\
+  if (KSR.forward() < 0) { KSR.sl.sl_reply_error(); }\n\
+}\n";
+
 const MSG: &str = "OPTIONS sip:bob@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
 Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
 
@@ -96,6 +105,11 @@ fn engines(c: &mut Criterion) {
     let script = dir.join("fwd.lua");
     std::fs::write(&script, LUA).expect("write");
     let wasm = plugins().join("forward.wasm");
+    let js_script = dir.join("fwd.js");
+    std::fs::write(&js_script, JS).expect("write");
+    let js_wasm = dir.join("fwd-js.wasm");
+    kemibox::plugin_build::build_js(&js_script, &js_wasm, &Default::default())
+        .expect("JS plugin (npm ci in plugins/js)");
     let src = format!(
         "[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\"]\n\
          [routing]\nengine=\"lua\"\nscript=\"{}\"\n",
@@ -240,6 +254,36 @@ fn engines(c: &mut Criterion) {
             let (_, o) = lw_empty.run(&env, ctx(&env), rq);
             assert_eq!(o, Outcome::Done);
         })
+    });
+    let cache = dir.join("cache");
+    let t = std::time::Instant::now();
+    let js = Arc::new(
+        Plugin::load_cached(&js_wasm, "", Default::default(), Some(&cache)).expect("JS plugin"),
+    );
+    let compile = t.elapsed();
+    let t = std::time::Instant::now();
+    drop(Plugin::load_cached(&js_wasm, "", Default::default(), Some(&cache)).expect("JS plugin"));
+    let cached = t.elapsed();
+    let t = std::time::Instant::now();
+    let first = js.instantiate(&env).expect("JS instance");
+    let instantiate = t.elapsed();
+    drop(first);
+    let t = std::time::Instant::now();
+    let (_, o) = js.run(&env, ctx(&env), rq);
+    assert_eq!(o, Outcome::Done);
+    let first_call = t.elapsed();
+    println!(
+        "JS plugin: compile {compile:?}, load from the cache {cached:?}, first instance+init \
+         {instantiate:?}, first route call (instance+init+route) {first_call:?}"
+    );
+    g.bench_function("wasm js warm", |b| {
+        b.iter(|| {
+            let (_, o) = js.run(&env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    g.bench_function("wasm js fresh instance+init", |b| {
+        b.iter(|| black_box(js.instantiate(&env).expect("instance")))
     });
     g.finish();
     let _ = std::fs::remove_dir_all(&dir);

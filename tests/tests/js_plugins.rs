@@ -90,6 +90,7 @@ fn sipp_uac(kb: &Kemibox, proxy: u16, uas: u16, calls: u32, rate: u32) -> Comman
         "-sn",
         "uac",
         "-nostdin",
+        "-trace_err",
         "-m",
         &calls.to_string(),
         "-r",
@@ -112,9 +113,17 @@ fn sipp_uac(kb: &Kemibox, proxy: u16, uas: u16, calls: u32, rate: u32) -> Comman
 fn assert_sipp(out: &std::process::Output, calls: u32, kb: &Kemibox) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (ok, failed) = sipp_counts(&stdout);
+    let errors: String = std::fs::read_dir(&kb.dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
     assert!(
         ok == calls as u64 && failed == 0,
-        "{ok} successful, {failed} failed\n{}\n{}",
+        "{ok} successful, {failed} failed\n{}\nsipp errors:\n{errors}\n{}",
         stdout.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
         kb.log_text()
     );
@@ -361,7 +370,9 @@ fn digest(user: &str, pass: &str, realm: &str, nonce: &str, method: &str, uri: &
 /// `examples/basic-kemi/kemibox.toml` switched to the wasm engine and the plugin built
 /// from Kamailio's `kamailio-basic-kemi-jsdt.js`, unmodified. That script calls
 /// `KSR.nathelper` and `KSR.permissions` without testing for them (Kamailio's cfg loads
-/// them with its default WITH_NAT and WITH_IPAUTH), so those modules are added.
+/// them with its default WITH_NAT and WITH_IPAUTH), so those modules are added. Keepalive,
+/// REGISTER challenge and credentials, and a call to the registered user through the
+/// script's branch, onreply and failure routes.
 #[test]
 fn kamailio_basic_jsdt_script_unmodified() {
     let script = PathBuf::from(JSDT_SCRIPT);
@@ -468,6 +479,29 @@ CSeq: {cseq} REGISTER\r\nContact: <sip:alice@{l}>\r\n{auth}Content-Length: 0\r\n
         Some(format!("<sip:alice@{l}>;expires=3600").as_str()),
         "{ok}"
     );
+    // A call from a foreign caller to alice: lookup, relay with the branch, onreply and
+    // failure routes of the script (named at run time); alice is busy.
+    let caller = UdpSocket::bind("127.0.0.1:0").expect("caller");
+    let c = caller.local_addr().expect("addr");
+    let inv = format!(
+        "INVITE sip:alice@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bK-jsdt-inv\r\n\
+Max-Forwards: 70\r\nFrom: <sip:carol@example.org>;tag=c1\r\nTo: <sip:alice@127.0.0.1>\r\n\
+Call-ID: jsdt-call\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@{c}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    caller.send_to(inv.as_bytes(), proxy).expect("send");
+    expect(&caller, "SIP/2.0 100");
+    let (fwd, from) = expect(&sock, "INVITE ");
+    assert!(
+        fwd.starts_with(&format!("INVITE sip:alice@{l} SIP/2.0\r\n")),
+        "{fwd}"
+    );
+    assert!(header(&fwd, "Record-Route").is_some(), "{fwd}");
+    sock.send_to(answer(&fwd, 486, "Busy Here", "a").as_bytes(), from)
+        .expect("486");
+    expect(&sock, "ACK ");
+    let (busy, _) = expect(&caller, "SIP/2.0 486");
+    assert!(busy.starts_with("SIP/2.0 486 Busy Here\r\n"), "{busy}");
+
     // A wrong password is challenged again.
     let bad = digest("alice", "wrong", "127.0.0.1", &nonce, "REGISTER", &uri);
     sock.send_to(
@@ -478,6 +512,8 @@ CSeq: {cseq} REGISTER\r\nContact: <sip:alice@{l}>\r\n{auth}Content-Length: 0\r\n
     expect(&sock, "SIP/2.0 401");
     assert_eq!(kb.metric("script_errors"), 0, "{}", kb.log_text());
     assert_eq!(kb.metric("wasm_traps"), 0);
+    drop(kb);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `routing.load` from a Lua script (mlua) to the JS plugin while sipp runs at 100

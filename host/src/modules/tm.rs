@@ -1230,6 +1230,11 @@ pub fn exports() -> Vec<Export> {
                 _ => -1,
             })
         }),
+        // The branch a branch (or onreply/failure) route runs for: `$T_branch_idx`
+        // (kamailio-basic-kemi-jsdt.js logs it in its branch route).
+        export!("tm", "t_get_branch_index", [], Int, |c, _| {
+            i(c.tm.branch_idx as i64)
+        }),
         export!("tm", "t_get_status_code", [], Int, |c, _| {
             i(route_status(c)
                 .filter(|c| *c > 0)

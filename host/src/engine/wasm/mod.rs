@@ -261,6 +261,7 @@ impl Plugin {
             limiter: Limiter {
                 max: self.limits.memory,
                 hit: false,
+                size: 0,
             },
             calls_left: self.limits.host_calls,
             budget_hit: false,
@@ -345,6 +346,11 @@ impl Plugin {
                 return (ctx, Outcome::Error("wasm plugin: no instance".into()));
             };
             let (ctx, r) = self.call(warm, ctx, name);
+            if r.is_ok() && warm.store.data().limiter.nearly_full() {
+                // Replaced before the next message rather than failing one at the limit.
+                tracing::debug!(plugin = %self.path.display(), "wasm instance near its memory limit: replaced");
+                w.pop();
+            }
             match r {
                 Ok(true) => (ctx, Outcome::Done),
                 Ok(false) => (ctx, Outcome::Missing),
@@ -584,6 +590,17 @@ fn wasi_ctx() -> WasiCtx {
 pub struct Limiter {
     max: usize,
     hit: bool,
+    /// The largest linear memory the instance has grown to, in bytes.
+    size: usize,
+}
+
+impl Limiter {
+    /// The instance's memory is past 3/4 of its limit: a garbage-collected guest
+    /// (JavaScript's SpiderMonkey lets its heap grow far before collecting, and cannot
+    /// recover from a failed `memory.grow`) is better replaced before it hits the limit.
+    fn nearly_full(&self) -> bool {
+        self.size > self.max / 4 * 3
+    }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -597,6 +614,7 @@ impl wasmtime::ResourceLimiter for Limiter {
             self.hit = true;
             wasmtime::bail!("memory limit of {} bytes exceeded", self.max);
         }
+        self.size = self.size.max(desired);
         Ok(true)
     }
 
