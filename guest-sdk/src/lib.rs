@@ -533,6 +533,9 @@ pub mod ksr {
         fn t_check_status(re: &str) -> int;
         /// The status code of the transaction's reply (-1 when none).
         fn t_get_status_code() -> int;
+        /// The index of the branch a branch, onreply or failure route runs for
+        /// (`$T_branch_idx`).
+        fn t_get_branch_index() -> int;
         /// Releases the transaction.
         fn t_release() -> int;
         /// For a CANCEL: >0 when the INVITE transaction it cancels exists.

@@ -250,6 +250,7 @@ typed! {
         t_branch_replied() -> int;
         t_check_status(re: String) -> int;
         t_get_status_code() -> int;
+        t_get_branch_index() -> int;
         t_release() -> int;
         t_lookup_cancel() -> int;
         t_load_contacts() -> int;

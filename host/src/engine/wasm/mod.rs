@@ -397,6 +397,9 @@ impl Plugin {
             // A trap poisons the store: the instance is dropped.
             Err(reason) => return (ctx, Outcome::Error(format!("wasm plugin {name}: {reason}"))),
         };
+        if warm.store.data().limiter.nearly_full() {
+            return (ctx, out);
+        }
         NESTED.with(|n| {
             let mut n = n.borrow_mut();
             n.retain(|(k, _)| k.strong_count() > 0);
