@@ -763,6 +763,17 @@ fn scenario(r: &mut Run) {
         r.send_wait("cancel: 487 at caller");
     }
 
+    // De-registration: Expires 0 removes bob's binding (200 without a Contact).
+    register(
+        r,
+        "de-register bob",
+        "bob",
+        "bob123",
+        &format!("<sip:bob@{l}>"),
+        "Expires: 0\r\n",
+        3,
+    );
+
     // Pike: a flooding source (not ourselves) is blocked after 16 requests in 2 s.
     let flood = UdpSocket::bind("127.0.0.3:0").expect("flood");
     let mut answered = 0;
