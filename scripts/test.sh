@@ -16,7 +16,11 @@ if command -v python3 >/dev/null; then scripts/wit-doc.py --check; fi
 fuzz_log=$(mktemp)
 if ! FUZZ_SECONDS="${FUZZ_SECONDS:-60}" host/fuzz/run.sh >"$fuzz_log" 2>&1; then
   tail -60 "$fuzz_log"
-  echo "fuzzing found a crash (input under host/fuzz/artifacts/parse/)" >&2
+  if compgen -G "host/fuzz/artifacts/parse/*" >/dev/null; then
+    echo "fuzzing found a crash (input under host/fuzz/artifacts/parse/)" >&2
+  else
+    echo "the fuzz target did not build or run (log above)" >&2
+  fi
   exit 1
 fi
 grep -E "^(Done|stat::number_of_executed_units)" "$fuzz_log" || true

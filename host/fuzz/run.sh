@@ -29,6 +29,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 cd "$HOST_DIR"
+# Coverage instrumentation at one codegen unit makes LLVM's loop analysis recurse deep
+# in kemibox's larger functions: rustc's default 8 MiB stack overflowed (SIGSEGV).
+export RUST_MIN_STACK="${RUST_MIN_STACK:-268435456}"
 # shellcheck disable=SC2086 # TOOLCHAIN is empty or one word (+nightly)
 cargo $TOOLCHAIN fuzz build -s "$SANITIZER" parse
 
