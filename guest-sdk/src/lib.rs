@@ -536,6 +536,9 @@ pub mod ksr {
         /// The index of the branch a branch, onreply or failure route runs for
         /// (`$T_branch_idx`).
         fn t_get_branch_index() -> int;
+        /// With a non-zero `state`, a 6xx reply does not cancel the other branches of
+        /// this transaction.
+        fn t_set_disable_6xx(state: i32) -> int;
         /// Releases the transaction.
         fn t_release() -> int;
         /// For a CANCEL: >0 when the INVITE transaction it cancels exists.

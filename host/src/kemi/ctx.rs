@@ -54,6 +54,9 @@ pub struct TmPending {
     pub precheck_key: Option<String>,
     /// `$T_branch_idx`: the branch a branch route runs for.
     pub branch_idx: usize,
+    /// `t_set_disable_6xx`: a 6xx is a negative reply like any other (it does not cancel
+    /// the other branches).
+    pub disable_6xx: bool,
 }
 
 /// Everything shared by all messages: configuration, registry, network, counters.

@@ -547,7 +547,7 @@ pub fn on_reply(env: &Arc<Env>, msg: Message) -> bool {
         }
         _ => {
             t.branches[bi].final_reply = Some((code, Some(msg)));
-            if (600..700).contains(&code) {
+            if (600..700).contains(&code) && !t.base.tm.disable_6xx {
                 cancel_pending_branches(env, &mut t, Some(bi));
             }
             drop(t);
@@ -1235,6 +1235,11 @@ pub fn exports() -> Vec<Export> {
         export!("tm", "t_get_branch_index", [], Int, |c, _| {
             i(c.tm.branch_idx as i64)
         }),
+        // Kamailio's T_DISABLE_6xx: a 6xx no longer cancels the other branches.
+        export!("tm", "t_set_disable_6xx", [Int], Int, |c, a| {
+            c.tm.disable_6xx = n(a, 0) != 0;
+            i(1)
+        }),
         export!("tm", "t_get_status_code", [], Int, |c, _| {
             i(route_status(c)
                 .filter(|c| *c > 0)
@@ -1521,6 +1526,43 @@ From: <sip:a@127.0.0.1>;tag={tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: {tag}@vc\
             assert!(
                 l.last().is_some_and(|x| x.starts_with("ACK ")),
                 "{uas}: {l:?}"
+            );
+        }
+    }
+
+    /// A 6xx cancels the other branches, unless `t_set_disable_6xx(1)`.
+    #[tokio::test(start_paused = true)]
+    async fn a_6xx_cancels_the_other_branches_unless_disabled() {
+        for (disable, cancels) in [(false, true), (true, false)] {
+            let script = if disable {
+                RELAY.replacen(
+                    "KSR.tm.t_on_failure('failed')",
+                    "KSR.tm.t_set_disable_6xx(1)\nKSR.tm.t_on_failure('failed')",
+                    1,
+                )
+            } else {
+                RELAY.to_string()
+            };
+            let (_env, rec, router) = setup(&script);
+            let tag = format!("d6{disable}");
+            feed(
+                &router,
+                CALLER,
+                &invite(
+                    "sip:b@127.0.0.1:5080",
+                    &tag,
+                    "X-Branch: sip:b@127.0.0.1:5090\r\n",
+                ),
+            );
+            let b1 = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+            let b2 = sent_to(&rec, "127.0.0.1:5090")[0].clone();
+            feed(&router, "127.0.0.1:5090", &answer(&b2, 180, "Ringing"));
+            feed(&router, "127.0.0.1:5080", &answer(&b1, 603, "Decline"));
+            let l = first_lines(&sent_to(&rec, "127.0.0.1:5090"));
+            assert_eq!(
+                l.iter().any(|x| x.starts_with("CANCEL ")),
+                cancels,
+                "disable_6xx {disable}: {l:?}"
             );
         }
     }

@@ -251,6 +251,7 @@ typed! {
         t_check_status(re: String) -> int;
         t_get_status_code() -> int;
         t_get_branch_index() -> int;
+        t_set_disable_6xx(state: i32) -> int;
         t_release() -> int;
         t_lookup_cancel() -> int;
         t_load_contacts() -> int;
