@@ -50,7 +50,6 @@ pub fn load_script(
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
 
     use bytes::Bytes;
@@ -58,86 +57,22 @@ mod tests {
     use super::super::tests::plugin_wasm;
     use super::*;
     use crate::engine::Outcome;
-    use crate::kemi::{Ctx, Env, RecvInfo, Registry, RouteKind};
-    use crate::net::{Dest, Listener, Net, Proto, SendError};
+    use crate::kemi::{Ctx, Env, RecvInfo, RouteKind};
+    use crate::net::Proto;
     use crate::sip::Message;
-    use crate::stats::Stats;
+    use crate::testutil::Recorder;
 
-    struct Recorder {
-        listeners: Vec<Listener>,
-        sent: Mutex<Vec<(Dest, Bytes)>>,
-    }
-
-    impl Net for Recorder {
-        fn send(&self, dest: &Dest, data: Bytes) -> Result<(), SendError> {
-            self.sent
-                .lock()
-                .map_err(|_| SendError::Io("lock".into()))?
-                .push((*dest, data));
-            Ok(())
-        }
-        fn listeners(&self) -> &[Listener] {
-            &self.listeners
-        }
-        fn resolve(
-            &self,
-            host: &str,
-            port: Option<u16>,
-            proto: Option<Proto>,
-            _: bool,
-        ) -> Result<(Proto, SocketAddr), SendError> {
-            let ip = host.parse().map_err(|_| SendError::Resolve(host.into()))?;
-            Ok((
-                proto.unwrap_or(Proto::Udp),
-                SocketAddr::new(ip, port.unwrap_or(5060)),
-            ))
-        }
-    }
-
-    /// A lua-wasm config running `script` (written to a temporary `s.lua`), its plugin
-    /// and an environment recording what is sent.
+    /// The lua-wasm runtime running `script` (written to `s.lua`) and an environment
+    /// recording what is sent.
     fn setup(script: &str) -> (Arc<Env>, Arc<Recorder>, Arc<Plugin>) {
-        let dir = std::env::temp_dir().join(format!(
-            "kemibox-luawasm-test-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(dir.join("s.lua"), script).expect("write");
-        let src = format!(
-            "[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\",\"kx\",\"textops\",\"tm\"]\n\
-             [routing]\nengine=\"lua-wasm\"\nscript=\"s.lua\"\nruntime=\"{}\"\n",
-            plugin_wasm("kemibox_lua").display()
+        let (env, rec) = crate::testutil::env(
+            &["udp:127.0.0.1:5060"],
+            &["sl", "maxfwd", "kx", "textops", "tm"],
+            &format!("runtime = \"{}\"", plugin_wasm("kemibox_lua").display()),
         );
-        let cfg = Config::from_str(&src, "t.toml", dir.clone()).expect("config");
-        let cfg2 = Config::from_str(&src, "t.toml", dir).expect("config");
-        let rec = Arc::new(Recorder {
-            listeners: vec![Listener {
-                proto: Proto::Udp,
-                addr: "127.0.0.1:5060".parse().expect("addr"),
-                advertise: None,
-            }],
-            sent: Mutex::new(Vec::new()),
-        });
-        let plugin = Arc::new(load(&cfg).expect("runtime loads"));
-        let env = Arc::new(Env {
-            registry: Registry::build(&cfg.modules()).expect("registry"),
-            cfg: Arc::new(cfg),
-            net: rec.clone(),
-            stats: Arc::new(Stats::default()),
-            sl_tag_prefix: "0123456789abcdef0123456789abcdef".into(),
-            usrloc: Arc::new(crate::modules::usrloc::Usrloc::in_memory()),
-            tm: Arc::new(crate::modules::tm::Tm::from_config(&cfg2)),
-            nonces: Arc::new(crate::modules::auth::Nonces::from_config(&cfg2)),
-            htables: Arc::new(crate::modules::htable::Htables::from_config(&cfg2).expect("htable")),
-            pike: Arc::new(crate::modules::pike::Pike::from_config(&cfg2)),
-            acc: Arc::new(crate::modules::acc::Acc::from_config(&cfg2).expect("acc")),
-            subscribers: Arc::new(
-                crate::modules::auth_db::Subscribers::from_config(&cfg2).expect("no db"),
-            ),
-            permissions: Arc::new(crate::modules::permissions::Permissions::default()),
-            routing: Default::default(),
-        });
+        let path = env.cfg.base_dir.join("s.lua");
+        std::fs::write(&path, script).expect("write");
+        let plugin = Arc::new(load_script(&env.cfg, &path, script).expect("runtime loads"));
         (env, rec, plugin)
     }
 

@@ -3,17 +3,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::*;
-use crate::config::Config;
-use crate::kemi::{Ctx, Env, RecvInfo, Registry, RouteKind};
-use crate::net::{Dest, Listener, Net, Proto, SendError};
+use crate::kemi::{Ctx, Env, RecvInfo, RouteKind};
+use crate::net::Proto;
 use crate::sip::Message;
 use crate::stats::Stats;
+use crate::testutil::Recorder;
 
 /// Builds the plugins workspace once (`cargo build --release --target wasm32-wasip2`)
 /// and returns the path of plugin `name`.
@@ -40,74 +40,8 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
     dir.join(format!("{name}.wasm"))
 }
 
-struct Recorder {
-    listeners: Vec<Listener>,
-    sent: Mutex<Vec<(Dest, Bytes)>>,
-}
-
-impl Net for Recorder {
-    fn send(&self, dest: &Dest, data: Bytes) -> Result<(), SendError> {
-        self.sent
-            .lock()
-            .map_err(|_| SendError::Io("lock".into()))?
-            .push((*dest, data));
-        Ok(())
-    }
-    fn listeners(&self) -> &[Listener] {
-        &self.listeners
-    }
-    fn resolve(
-        &self,
-        host: &str,
-        port: Option<u16>,
-        proto: Option<Proto>,
-        _: bool,
-    ) -> Result<(Proto, SocketAddr), SendError> {
-        let ip = host.parse().map_err(|_| SendError::Resolve(host.into()))?;
-        Ok((
-            proto.unwrap_or(Proto::Udp),
-            SocketAddr::new(ip, port.unwrap_or(5060)),
-        ))
-    }
-}
-
 fn env() -> (Arc<Env>, Arc<Recorder>) {
-    let dir = std::env::temp_dir();
-    let path = plugin_wasm("forward");
-    let src = format!(
-        "[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\"]\n\
-         [routing]\nengine=\"wasm\"\nplugin=\"{}\"\n",
-        path.display()
-    );
-    let cfg = Config::from_str(&src, "t.toml", dir.clone()).expect("config");
-    let cfg2 = Config::from_str(&src, "t.toml", dir).expect("config");
-    let rec = Arc::new(Recorder {
-        listeners: vec![Listener {
-            proto: Proto::Udp,
-            addr: "127.0.0.1:5060".parse().expect("addr"),
-            advertise: None,
-        }],
-        sent: Mutex::new(Vec::new()),
-    });
-    let env = Arc::new(Env {
-        registry: Registry::build(&cfg.modules()).expect("registry"),
-        cfg: Arc::new(cfg),
-        net: rec.clone(),
-        stats: Arc::new(Stats::default()),
-        sl_tag_prefix: "0123456789abcdef0123456789abcdef".into(),
-        usrloc: Arc::new(crate::modules::usrloc::Usrloc::in_memory()),
-        tm: Arc::new(crate::modules::tm::Tm::from_config(&cfg2)),
-        nonces: Arc::new(crate::modules::auth::Nonces::from_config(&cfg2)),
-        htables: Arc::new(crate::modules::htable::Htables::from_config(&cfg2).expect("htable")),
-        pike: Arc::new(crate::modules::pike::Pike::from_config(&cfg2)),
-        acc: Arc::new(crate::modules::acc::Acc::from_config(&cfg2).expect("acc")),
-        subscribers: Arc::new(
-            crate::modules::auth_db::Subscribers::from_config(&cfg2).expect("no db"),
-        ),
-        permissions: Arc::new(crate::modules::permissions::Permissions::default()),
-        routing: Default::default(),
-    });
-    (env, rec)
+    crate::testutil::env(&["udp:127.0.0.1:5060"], &["sl", "maxfwd"], "")
 }
 
 fn request(env: &Arc<Env>, user: &str) -> Ctx {
