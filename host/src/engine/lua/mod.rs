@@ -378,103 +378,28 @@ pub fn with_worker_engine<T>(
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
-    use std::sync::Mutex;
 
     use bytes::Bytes;
 
     use super::*;
-    use crate::config::Config;
-    use crate::kemi::{RecvInfo, Registry, RouteKind};
-    use crate::net::{Dest, Listener, Net, Proto, SendError};
+    use crate::kemi::{RecvInfo, RouteKind};
+    use crate::net::Proto;
     use crate::sip::Message;
-    use crate::stats::Stats;
-
-    /// Records what would be sent.
-    struct Recorder {
-        listeners: Vec<Listener>,
-        sent: Mutex<Vec<(Dest, Bytes)>>,
-    }
-
-    impl Net for Recorder {
-        fn send(&self, dest: &Dest, data: Bytes) -> Result<(), SendError> {
-            self.sent
-                .lock()
-                .map_err(|_| SendError::Io("lock".into()))?
-                .push((*dest, data));
-            Ok(())
-        }
-        fn listeners(&self) -> &[Listener] {
-            &self.listeners
-        }
-        fn resolve(
-            &self,
-            host: &str,
-            port: Option<u16>,
-            proto: Option<Proto>,
-            _: bool,
-        ) -> Result<(Proto, SocketAddr), SendError> {
-            let ip = host.parse().map_err(|_| SendError::Resolve(host.into()))?;
-            Ok((
-                proto.unwrap_or(Proto::Udp),
-                SocketAddr::new(ip, port.unwrap_or(5060)),
-            ))
-        }
-    }
+    use crate::testutil::Recorder;
 
     const OPTIONS: &str = "OPTIONS sip:bob@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
 Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
 
     fn setup(script: &str) -> (Arc<Env>, Arc<Recorder>, LuaEngine) {
-        let dir = std::env::temp_dir().join(format!(
-            "kemibox-lua-test-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("s.lua");
+        let (env, rec) = crate::testutil::env(
+            &["udp:127.0.0.1:5060"],
+            &["sl", "maxfwd", "kx", "textops"],
+            "",
+        );
+        let path = env.cfg.base_dir.join("s.lua");
         std::fs::write(&path, script).expect("write");
-        let cfg = Config::from_str(
-            &format!("[core]\nlisten=[\"udp:127.0.0.1:5060\"]\nmodules=[\"sl\",\"maxfwd\",\"kx\",\"textops\"]\n[routing]\nengine=\"lua\"\nscript=\"{}\"\n", path.display()),
-            "t.toml",
-            dir,
-        )
-        .expect("config");
-        let rec = Arc::new(Recorder {
-            listeners: vec![Listener {
-                proto: Proto::Udp,
-                addr: "127.0.0.1:5060".parse().expect("addr"),
-                advertise: None,
-            }],
-            sent: Mutex::new(Vec::new()),
-        });
-        let cfg_for_tm = Config::from_str(
-            &format!("[routing]\nengine=\"lua\"\nscript=\"{}\"\n", path.display()),
-            "t.toml",
-            std::env::temp_dir(),
-        )
-        .expect("config");
-        let env = Arc::new(Env {
-            registry: Registry::build(&cfg.modules()).expect("registry"),
-            cfg: Arc::new(cfg),
-            net: rec.clone(),
-            stats: Arc::new(Stats::default()),
-            sl_tag_prefix: "0123456789abcdef0123456789abcdef".into(),
-            usrloc: Arc::new(crate::modules::usrloc::Usrloc::in_memory()),
-            tm: Arc::new(crate::modules::tm::Tm::from_config(&cfg_for_tm)),
-            nonces: Arc::new(crate::modules::auth::Nonces::from_config(&cfg_for_tm)),
-            htables: Arc::new(
-                crate::modules::htable::Htables::from_config(&cfg_for_tm).expect("htable"),
-            ),
-            pike: Arc::new(crate::modules::pike::Pike::from_config(&cfg_for_tm)),
-            acc: Arc::new(crate::modules::acc::Acc::from_config(&cfg_for_tm).expect("acc")),
-            permissions: Arc::new(crate::modules::permissions::Permissions::default()),
-            subscribers: Arc::new(
-                crate::modules::auth_db::Subscribers::from_config(&cfg_for_tm).expect("no db"),
-            ),
-            routing: Default::default(),
-        });
-        let engine = LuaEngine::new(&Script::read(&path).expect("read"), &env).expect("engine");
-        (env, rec, engine)
+        let eng = LuaEngine::new(&Script::read(&path).expect("read"), &env).expect("load");
+        (env, rec, eng)
     }
 
     fn ctx(env: &Arc<Env>) -> Ctx {
