@@ -27,6 +27,8 @@ counters!(
     fwd_replies,
     sent_replies,
     drops,
+    // ACKs to stateless negative replies, absorbed before the script (sl).
+    sl_acks_absorbed,
     egress_denied,
     send_errors,
     script_errors,

@@ -95,6 +95,9 @@ pub struct Ctx {
     pub route: RouteKind,
     /// The Request-URI after seturi/setuser/... (Kamailio's `new_uri`).
     pub new_uri: Option<String>,
+    /// The q value of the Request-URI (Kamailio's `ruri_q`, set by `lookup`), as printed
+    /// in a redirect's Contact; `None`: unspecified.
+    pub ruri_q: Option<String>,
     pub dst_uri: Option<String>,
     pub flags: u32,
     pub bflags: u32,
@@ -112,7 +115,7 @@ pub struct Ctx {
     pub xavps: HashMap<String, Vec<Vec<(String, Val)>>>,
     /// `$var(..)`: per-worker script variables, lent to the message while it runs.
     pub vars: HashMap<String, Val>,
-    /// Extra branches from `corex.append_branch*` (uri, q).
+    /// Extra branches from `corex.append_branch*` and `lookup` (uri, q as printed).
     pub branches: Vec<(String, Option<String>)>,
     /// Error to report by `sl_reply_error` (code, reason).
     pub last_error: Option<(u16, &'static str)>,
@@ -147,6 +150,7 @@ impl Ctx {
             rcv,
             route,
             new_uri: None,
+            ruri_q: None,
             dst_uri: None,
             flags: 0,
             bflags: 0,
@@ -207,6 +211,7 @@ impl Ctx {
         let mut c = Ctx::new(self.env.clone(), self.msg.clone(), self.rcv, route);
         c.lumps = self.lumps.clone();
         c.new_uri = self.new_uri.clone();
+        c.ruri_q = self.ruri_q.clone();
         c.dst_uri = self.dst_uri.clone();
         c.flags = self.flags;
         c.bflags = self.bflags;

@@ -3,6 +3,7 @@
 use crate::export;
 use crate::kemi::{s, Ctx, Export, KemiError, Val};
 use crate::net::Proto;
+use crate::proxy::dset::parse_q;
 use crate::sip::hdr::split_host_port;
 use crate::sip::{HdrName, Uri};
 
@@ -29,7 +30,8 @@ pub fn exports() -> Vec<Export> {
         export!("corex", "append_branch", [], Int, |c, _| {
             match c.ruri().map(str::to_string) {
                 Some(u) => {
-                    c.branches.push((u, None));
+                    let q = c.ruri_q.clone();
+                    c.branches.push((u, q));
                     yes(true)
                 }
                 None => yes(false),
@@ -41,8 +43,10 @@ pub fn exports() -> Vec<Export> {
             None
         )),
         export!("corex", "append_branch_uri_q", [Str, Str], Int, |c, a| {
-            let q = s(a, 1).to_string();
-            branch(c, s(a, 0), Some(q))
+            match parse_q(s(a, 1)) {
+                Some(q) => branch(c, s(a, 0), Some(q)),
+                None => yes(false),
+            }
         }),
         export!(
             "corex",

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::export;
 use crate::kemi::{n, s, Ctx, Export, KemiError, Val};
 use crate::modules::usrloc::{now, Contact, Usrloc};
+use crate::proxy::dset::q_text;
 use crate::proxy::reply::send_reply;
 use crate::sip::hdr::{self, parse_name_addr, split_list};
 use crate::sip::{HdrName, Method, Uri};
@@ -170,8 +171,8 @@ fn save(c: &mut Ctx, table: &str, flags: i64, uri: Option<String>) -> R {
                         .iter()
                         .map(|b| {
                             let mut v = format!("<{}>", b.uri);
-                            if b.q >= 0.0 {
-                                v.push_str(&format!(";q={}", fmt_q(b.q)));
+                            if let Some(q) = q_text(b.q) {
+                                v.push_str(&format!(";q={q}"));
                             }
                             v.push_str(&format!(";expires={}", b.expires.saturating_sub(now)));
                             if let Some(r) = &b.received {
@@ -198,13 +199,6 @@ fn save(c: &mut Ctx, table: &str, flags: i64, uri: Option<String>) -> R {
             Ok(Val::Int(if e.code == 503 { -2 } else { -1 }))
         }
     }
-}
-
-/// q as Kamailio prints it (no trailing zeros).
-fn fmt_q(q: f64) -> String {
-    let t = format!("{q:.3}");
-    let t = t.trim_end_matches('0');
-    t.strip_suffix('.').unwrap_or(t).to_string()
 }
 
 /// Same Call-ID with an equal CSeq within this many seconds is a retransmission.
@@ -455,11 +449,11 @@ fn lookup(c: &mut Ctx, table: &str, uri: Option<String>) -> R {
         return Ok(Val::Int(-2));
     };
     c.new_uri = Some(first.uri.clone());
+    c.ruri_q = q_text(first.q);
     c.dst_uri = first.received.clone();
     c.branches.clear();
     for b in usable.iter().skip(1) {
-        c.branches
-            .push((b.uri.clone(), Some(format!("{:.2}", b.q))));
+        c.branches.push((b.uri.clone(), q_text(b.q)));
     }
     Ok(Val::Int(1))
 }

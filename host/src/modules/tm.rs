@@ -16,7 +16,7 @@ use crate::export;
 use crate::kemi::{n, s, Ctx, Env, Export, KemiError, RecvInfo, RouteKind, Val};
 use crate::net::{Dest, SendError};
 use crate::proxy::forward::{build_forwarded, target_of, FwdError};
-use crate::proxy::reply::{build_reply, reply_dest};
+use crate::proxy::reply::{build_reply, reply_dest, Replier};
 use crate::sip::hdr::{first_in_list, parse_name_addr};
 use crate::sip::lump::Lumps;
 use crate::sip::{HdrName, Message, Method, Span};
@@ -430,7 +430,7 @@ fn send_upstream(env: &Arc<Env>, t: &mut Txn, code: u16, data: Bytes) {
 
 /// A locally generated response on the transaction.
 fn reply_local(env: &Arc<Env>, t: &mut Txn, code: u16, reason: &str) {
-    let data = Bytes::from(build_reply(&t.base, code, reason));
+    let data = Bytes::from(build_reply(&t.base, code, reason, Replier::Tm));
     Stats::inc(&env.stats.sent_replies);
     send_upstream(env, t, code, data);
 }
@@ -747,8 +747,12 @@ pub fn t_reply(c: &mut Ctx, code: u16, reason: &str) -> i64 {
     // Replies built from the route's own context (its reply lumps, body).
     let mut rctx = t.base.fork(RouteKind::Request);
     rctx.reply_lumps = std::mem::take(&mut c.reply_lumps);
+    // A 3xx lists the route's destination set (a stateful redirect).
+    rctx.new_uri = c.new_uri.clone();
+    rctx.ruri_q = c.ruri_q.clone();
+    rctx.branches = c.branches.clone();
     rctx.reply_body = c.reply_body.take();
-    let data = Bytes::from(build_reply(&rctx, code, reason));
+    let data = Bytes::from(build_reply(&rctx, code, reason, Replier::Tm));
     Stats::inc(&env.stats.sent_replies);
     send_upstream(&env, &mut t, code, data);
     if code >= 200 {
@@ -1026,8 +1030,9 @@ fn check_trans(c: &mut Ctx) -> i64 {
 /// The xavp holding the contacts `t_load_contacts` ordered (Kamailio's contacts_avp).
 const CONTACTS_XAVP: &str = "tm_contacts";
 
+/// A q value as a number; unspecified (Kamailio's -1) ranks below every explicit q.
 fn q_of(q: &Option<String>) -> f64 {
-    q.as_deref().and_then(|q| q.parse().ok()).unwrap_or(1.0)
+    q.as_deref().and_then(|q| q.parse().ok()).unwrap_or(-1.0)
 }
 
 /// t_load_contacts: the Request-URI and the appended branches, grouped by q for serial
@@ -1039,7 +1044,7 @@ fn load_contacts(c: &mut Ctx) -> i64 {
     if c.branches.is_empty() {
         return 1;
     }
-    let mut all: Vec<(String, f64)> = vec![(ruri, 1.0)];
+    let mut all: Vec<(String, f64)> = vec![(ruri, q_of(&c.ruri_q))];
     all.extend(c.branches.drain(..).map(|(u, q)| {
         let q = q_of(&q);
         (u, q)
@@ -1072,7 +1077,7 @@ fn next_contacts(c: &mut Ctx) -> i64 {
         item.iter()
             .find(|(k, _)| k == "q")
             .and_then(|(_, v)| v.as_str().and_then(|s| s.parse::<f64>().ok()))
-            .unwrap_or(1.0)
+            .unwrap_or(-1.0)
     };
     let uri = |item: &Vec<(String, Val)>| {
         item.iter()
@@ -1084,9 +1089,11 @@ fn next_contacts(c: &mut Ctx) -> i64 {
     let group: Vec<Vec<(String, Val)>> = list.drain(..n).collect();
     let mut uris = group.iter().filter_map(uri);
     let Some(first) = uris.next() else { return -1 };
+    let q = crate::proxy::dset::q_text(top);
     c.new_uri = Some(first);
+    c.ruri_q = q.clone();
     c.dst_uri = None;
-    c.branches = uris.map(|u| (u, None)).collect();
+    c.branches = uris.map(|u| (u, q.clone())).collect();
     1
 }
 
@@ -1608,17 +1615,18 @@ From: <sip:a@127.0.0.1>;tag={tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: {tag}@vc\
             end\n";
         let (_env, rec, router) = setup(script);
         feed(&router, CALLER, &invite("sip:b@127.0.0.1:5080", "q1", ""));
-        // Only the q=1.0 target first.
-        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 1);
-        assert!(sent_to(&rec, "127.0.0.1:5090").is_empty());
-        let b1 = sent_to(&rec, "127.0.0.1:5080")[0].clone();
-        feed(&router, "127.0.0.1:5080", &answer(&b1, 486, "Busy Here"));
-        let b2 = sent_to(&rec, "127.0.0.1:5090");
+        // The Request-URI's q is unspecified (-1, as in Kamailio): it ranks below the
+        // q=0.5 branch, which is tried first.
+        assert_eq!(sent_to(&rec, "127.0.0.1:5090").len(), 1);
+        assert!(sent_to(&rec, "127.0.0.1:5080").is_empty());
+        let b1 = sent_to(&rec, "127.0.0.1:5090")[0].clone();
+        feed(&router, "127.0.0.1:5090", &answer(&b1, 486, "Busy Here"));
+        let b2 = sent_to(&rec, "127.0.0.1:5080");
         assert_eq!(
             first_lines(&b2),
-            vec!["INVITE sip:b@127.0.0.1:5090 SIP/2.0"]
+            vec!["INVITE sip:b@127.0.0.1:5080 SIP/2.0"]
         );
-        feed(&router, "127.0.0.1:5090", &answer(&b2[0], 200, "OK"));
+        feed(&router, "127.0.0.1:5080", &answer(&b2[0], 200, "OK"));
         let up = first_lines(&sent_to(&rec, CALLER));
         assert_eq!(
             up.last().map(String::as_str),

@@ -10,7 +10,7 @@ use crate::sip::{HdrName, Message, Method};
 use crate::stats::Stats;
 
 use super::forward::{forward_reply, ReplyFwdError};
-use super::reply::send_reply;
+use super::reply::{is_ack_to_sl_reply, send_reply};
 
 pub const REQUEST_ROUTE: &str = "ksr_request_route";
 pub const REPLY_ROUTE: &str = "ksr_reply_route";
@@ -20,12 +20,20 @@ pub struct Router {
     env: Arc<Env>,
     /// The reply to a request whose route failed (`routing.error_reply`).
     error_reply: (u16, String),
+    /// sl is loaded: it absorbs ACKs to its own negative replies (Kamailio's
+    /// `sl_filter_ACK`).
+    absorb_sl_acks: bool,
 }
 
 impl Router {
     pub fn new(env: Arc<Env>) -> Router {
         let error_reply = env.cfg.error_reply();
-        Router { env, error_reply }
+        let absorb_sl_acks = env.registry.has_module("sl");
+        Router {
+            env,
+            error_reply,
+            absorb_sl_acks,
+        }
     }
 
     pub fn env(&self) -> &Arc<Env> {
@@ -61,6 +69,10 @@ impl Router {
             if ctx.msg.header(HdrName::Via).is_some() && ctx.msg.method() != Some(Method::Ack) {
                 let _ = send_reply(&mut ctx, inv.code, inv.reason);
             }
+            return;
+        }
+        if self.absorb_sl_acks && is_ack_to_sl_reply(&ctx) {
+            Stats::inc(&self.env.stats.sl_acks_absorbed);
             return;
         }
         if rcv.proto.is_stream() {

@@ -13,9 +13,18 @@ use crate::stats::Stats;
 
 use super::via::{top_via_fixup, FixupPlace};
 
-/// The To-tag of stateless replies: a per-process prefix and a hash of the top Via and
-/// Call-ID, so a retransmitted request gets the same tag (and its ACK can be matched).
-pub fn sl_tag(ctx: &Ctx) -> String {
+/// Who generates a local reply. Their To-tags differ (as Kamailio's sl and tm tags do), so
+/// sl can absorb the ACK to its own negative replies and leave tm's to the transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replier {
+    Sl,
+    Tm,
+}
+
+/// The To-tag of a local reply: a per-process prefix, the replier's separator and a hash
+/// of the top Via and Call-ID, so a retransmitted request gets the same tag (and its ACK,
+/// which carries the same top Via, can be matched).
+pub fn local_tag(ctx: &Ctx, by: Replier) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     if let Some((_, v)) = ctx.msg.top_via() {
         v.host.hash(&mut h);
@@ -23,13 +32,34 @@ pub fn sl_tag(ctx: &Ctx) -> String {
         v.branch().hash(&mut h);
     }
     ctx.msg.call_id().hash(&mut h);
-    format!("{}.{:08x}", ctx.env.sl_tag_prefix, h.finish() as u32)
+    let sep = match by {
+        Replier::Sl => '.',
+        Replier::Tm => '-',
+    };
+    format!("{}{sep}{:08x}", ctx.env.sl_tag_prefix, h.finish() as u32)
+}
+
+/// An ACK to a stateless negative reply (its To-tag is the one sl gave): Kamailio's sl
+/// absorbs it before the routing script runs.
+pub fn is_ack_to_sl_reply(ctx: &Ctx) -> bool {
+    if ctx.msg.method() != Some(Method::Ack) {
+        return false;
+    }
+    let Some(tag) = ctx
+        .msg
+        .value(HdrName::To)
+        .and_then(|v| parse_name_addr(v).ok()?.tag().map(str::to_string))
+    else {
+        return false;
+    };
+    tag.starts_with(&ctx.env.sl_tag_prefix) && tag == local_tag(ctx, Replier::Sl)
 }
 
 /// Builds a reply to the request in `ctx` (RFC 3261 §8.2.6): all Vias (the top one with
 /// received/rport), From, To (with a tag from 180 on), Call-ID, CSeq, Record-Route for
-/// 18x/2xx, the reply lumps, Server and Content-Length.
-pub fn build_reply(ctx: &Ctx, code: u16, reason: &str) -> Vec<u8> {
+/// 18x/2xx, the reply lumps, for 3xx the destination set as Contact (a redirect), Server
+/// and Content-Length.
+pub fn build_reply(ctx: &Ctx, code: u16, reason: &str, by: Replier) -> Vec<u8> {
     let msg = &ctx.msg;
     let mut out = String::with_capacity(512);
     let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
@@ -70,7 +100,7 @@ pub fn build_reply(ctx: &Ctx, code: u16, reason: &str) -> Vec<u8> {
                     .is_some();
                 if code >= 180 && !has_tag {
                     out.push_str(";tag=");
-                    out.push_str(&sl_tag(ctx));
+                    out.push_str(&local_tag(ctx, by));
                 }
                 out.push_str("\r\n");
             }
@@ -91,6 +121,12 @@ pub fn build_reply(ctx: &Ctx, code: u16, reason: &str) -> Vec<u8> {
     for l in &ctx.reply_lumps {
         out.push_str(l);
         if !l.ends_with("\r\n") {
+            out.push_str("\r\n");
+        }
+    }
+    if (300..400).contains(&code) {
+        if let Some(contact) = super::dset::redirect_contact(ctx) {
+            out.push_str(&contact);
             out.push_str("\r\n");
         }
     }
@@ -133,7 +169,7 @@ pub fn send_reply(ctx: &mut Ctx, code: u16, reason: &str) -> Result<(), SendErro
     if ctx.msg.method() == Some(Method::Ack) || !ctx.msg.is_request() {
         return Err(SendError::Io("no reply to an ACK or a reply".into()));
     }
-    let data = build_reply(ctx, code, reason);
+    let data = build_reply(ctx, code, reason, Replier::Sl);
     let dest = reply_dest(ctx);
     let r = ctx.env.net.send(&dest, Bytes::from(data));
     match &r {
