@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates the SQLite database of the basic-kemi example with Kamailio's `subscriber`
-# and `location` schemas, and adds subscribers:
+# and `address` (permissions, left empty) schemas, and adds subscribers:
 #   create-db.sh [DB] [user:password ...]     (default: kamailio.sqlite alice:alice123 bob:bob123)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,6 +18,10 @@ CREATE TABLE IF NOT EXISTS subscriber (id INTEGER PRIMARY KEY NOT NULL,
   ha1b VARCHAR(128) DEFAULT '' NOT NULL, CONSTRAINT subscriber_account_idx UNIQUE (username, domain));
 CREATE INDEX IF NOT EXISTS subscriber_username_idx ON subscriber (username);
 INSERT OR IGNORE INTO version (table_name, table_version) VALUES ('subscriber', 7);
+CREATE TABLE IF NOT EXISTS address (id INTEGER PRIMARY KEY NOT NULL,
+  grp INTEGER DEFAULT 1 NOT NULL, ip_addr VARCHAR(50) NOT NULL, mask INTEGER DEFAULT 32 NOT NULL,
+  port SMALLINT DEFAULT 0 NOT NULL, tag VARCHAR(64));
+INSERT OR IGNORE INTO version (table_name, table_version) VALUES ('address', 6);
 SQL
 for u in "${users[@]}"; do
   name=${u%%:*}; pass=${u#*:}

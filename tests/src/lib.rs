@@ -561,6 +561,31 @@ pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
 /// (componentize-js from `plugins/js/node_modules`), as `plugins/js/build/<stem>.wasm`;
 /// an output newer than the script, the shim, the WIT and the npm lock file is reused
 /// (`scripts/test.sh` builds them once per run). Panics when the JS runtime is missing.
+/// Compiled JS components shared by the tests (and runs), keyed by content hash: a
+/// `[routing] cache_dir`.
+pub fn js_cache_dir() -> PathBuf {
+    repo_root().join("plugins/js/build/cache")
+}
+
+/// Compiles the plugin of `cfg` into its cache with `kemibox check` (a JS component takes
+/// longer to compile than `Kemibox::start` waits), checking that its `init` runs.
+pub fn precompile(cfg: &str) {
+    let dir = scratch_dir("precompile");
+    let path = dir.join("check.toml");
+    std::fs::write(&path, cfg.replace("CONTROL", "127.0.0.1:1")).expect("write config");
+    let out = run_bounded(
+        Command::new(kemibox_bin()).args(["check", "-c"]).arg(&path),
+        Duration::from_secs(600),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "kemibox check failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn js_plugin(script: &Path) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,6 +3,10 @@
 //! WITH_ANTIFLOOD): the same scenario is played against both and every answer, every
 //! forwarded request and every relayed reply must look the same (ports, tags and nonces
 //! normalised; the Server header ignored).
+//!
+//! One suite, every engine: the script on mlua and on Lua-in-wasm, its Rust port
+//! (`plugins/basic`) on wasm, and Kamailio's `kamailio-basic-kemi-jsdt.js` built into a
+//! JS plugin (compared with Kamailio running that same JS file in app_jsdt).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -12,6 +16,7 @@ use e2e::*;
 use md5::{Digest, Md5};
 
 const SCRIPT: &str = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-lua.lua";
+const JSDT_SCRIPT: &str = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js";
 
 fn script_path() -> PathBuf {
     let p = PathBuf::from(std::env::var("KEMI_BASIC_SCRIPT").unwrap_or_else(|_| SCRIPT.into()));
@@ -834,10 +839,61 @@ impl Run {
 enum Engine {
     /// Kamailio's Lua script, unmodified, on mlua.
     Lua,
+    /// The same script on engine `lua-wasm` (Lua 5.4 inside the `plugins/lua` component).
+    LuaWasm,
     /// `plugins/basic` (the Rust port) on the wasm engine, a warm instance per worker.
     Wasm,
     /// The same with `isolation = "per-message"`: a fresh instance for every message.
     WasmPerMessage,
+    /// Kamailio's `kamailio-basic-kemi-jsdt.js`, unmodified, built into a JS plugin.
+    Js,
+}
+
+impl Engine {
+    /// A name for scratch directories and messages.
+    fn tag(self) -> &'static str {
+        match self {
+            Engine::Lua => "lua",
+            Engine::LuaWasm => "lua-wasm",
+            Engine::Wasm => "wasm",
+            Engine::WasmPerMessage => "wasm-pm",
+            Engine::Js => "js",
+        }
+    }
+
+    /// The script Kamailio runs for the comparison, and its `-A` defines.
+    fn kamailio_script(self) -> (PathBuf, Vec<String>) {
+        match self {
+            Engine::Js => (jsdt_path(), vec!["-A".into(), "WITH_JSDT".into()]),
+            _ => (script_path(), Vec::new()),
+        }
+    }
+}
+
+fn jsdt_path() -> PathBuf {
+    let p = PathBuf::from(JSDT_SCRIPT);
+    assert!(
+        p.is_file(),
+        "{JSDT_SCRIPT} is missing: apt-get install kamailio"
+    );
+    p
+}
+
+/// `cfg` with its `[routing]` engine and script lines replaced by `routing`.
+fn with_routing(cfg: &str, routing: &str) -> String {
+    let mut out = String::new();
+    let mut replaced = false;
+    for line in cfg.lines() {
+        if line.starts_with("engine = ") {
+            out.push_str(routing);
+            replaced = true;
+        } else if !line.starts_with("script = ") {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    assert!(replaced, "no engine line in the config");
+    out
 }
 
 /// The kemibox config of the scenario for `engine`: the example as it is, or with
@@ -846,6 +902,18 @@ fn engine_config(engine: Engine, port: u16, db: &Path) -> String {
     let cfg = kemibox_config(port, db);
     match engine {
         Engine::Lua => cfg,
+        Engine::LuaWasm => {
+            let runtime = wasm_plugin("kemibox_lua");
+            assert!(runtime.is_file(), "{} was not built", runtime.display());
+            with_routing(
+                &cfg,
+                &format!(
+                    "engine = \"lua-wasm\"\nscript = \"{}\"\nruntime = \"{}\"",
+                    script_path().display(),
+                    runtime.display()
+                ),
+            )
+        }
         Engine::Wasm | Engine::WasmPerMessage => {
             let plugin = wasm_plugin("basic");
             assert!(
@@ -853,22 +921,42 @@ fn engine_config(engine: Engine, port: u16, db: &Path) -> String {
                 "{} was not built (plugins/basic)",
                 plugin.display()
             );
-            let mut out = String::new();
-            for line in cfg.lines() {
-                if line.starts_with("engine = ") {
-                    out.push_str("engine = \"wasm\"");
-                } else if line.starts_with("script = ") {
-                    out.push_str(&format!("plugin = \"{}\"", plugin.display()));
-                } else {
-                    out.push_str(line);
-                }
-                out.push('\n');
-            }
-            assert!(out.contains("engine = \"wasm\"") && out.contains("plugin = "));
+            let out = with_routing(
+                &cfg,
+                &format!("engine = \"wasm\"\nplugin = \"{}\"", plugin.display()),
+            );
             if engine == Engine::WasmPerMessage {
-                out.push_str("\n[routing.limits]\nisolation = \"per-message\"\n");
+                return out + "\n[routing.limits]\nisolation = \"per-message\"\n";
             }
             out
+        }
+        Engine::Js => {
+            // The JS script calls nathelper and permissions without checking for them
+            // (Kamailio's cfg loads them by default): loaded here as in the Kamailio run.
+            let plugin = js_plugin(&jsdt_path());
+            let cfg = with_routing(
+                &cfg,
+                &format!(
+                    "engine = \"wasm\"\nplugin = \"{}\"\ncache_dir = \"{}\"",
+                    plugin.display(),
+                    js_cache_dir().display()
+                ),
+            )
+            .replace(
+                "\"pike\", \"acc\"]",
+                "\"pike\", \"acc\", \"nathelper\", \"permissions\"]",
+            );
+            assert!(
+                cfg.contains("\"permissions\"]"),
+                "the example's modules changed"
+            );
+            let cfg = format!(
+                "{cfg}\n[modparam.permissions]\ndb_url = \"sqlite://{}\"\n",
+                db.display()
+            );
+            // A JS component compiles longer than start-up waits: into the cache first.
+            precompile(&cfg);
+            cfg
         }
     }
 }
@@ -895,12 +983,8 @@ fn assert_plugin_clean(engine: Engine, kb: &Kemibox) {
 /// `engine`, and asserts every step looks the same (and acc logged what Kamailio's
 /// would).
 fn answers_like_kamailio(engine: Engine) {
-    let script = script_path();
-    let dir = scratch_dir(match engine {
-        Engine::Lua => "basic",
-        Engine::Wasm => "basic-wasm",
-        Engine::WasmPerMessage => "basic-wasm-pm",
-    });
+    let (script, defines) = engine.kamailio_script();
+    let dir = scratch_dir(&format!("basic-{}", engine.tag()));
     let db = create_db(&dir);
 
     let kport = free_port();
@@ -912,10 +996,13 @@ fn answers_like_kamailio(engine: Engine) {
             // Kamailio drops the first slash of the path.
             format!("DBURL=\"sqlite:///{}\"", db.display()),
             "-A".into(),
-            format!("LUA_SCRIPT=\"{}\"", script.display()),
+            format!("KEMI_SCRIPT=\"{}\"", script.display()),
             "-l".into(),
             format!("udp:127.0.0.1:{kport}"),
-        ],
+        ]
+        .into_iter()
+        .chain(defines)
+        .collect::<Vec<_>>(),
         kproxy,
     );
     let mut k = Run::new(kproxy);
@@ -974,6 +1061,19 @@ fn the_basic_script_answers_like_kamailio() {
 #[test]
 fn the_basic_plugin_answers_like_kamailio() {
     answers_like_kamailio(Engine::Wasm);
+}
+
+/// The unmodified Lua script on Lua-in-wasm.
+#[test]
+fn the_basic_script_on_lua_wasm_answers_like_kamailio() {
+    answers_like_kamailio(Engine::LuaWasm);
+}
+
+/// Kamailio's JavaScript version of the script, unmodified, as a JS plugin, against
+/// Kamailio running the same file in app_jsdt.
+#[test]
+fn the_basic_jsdt_script_answers_like_kamailio() {
+    answers_like_kamailio(Engine::Js);
 }
 
 /// sipp, a real SIP client, registers through the unmodified basic script: challenged
@@ -1049,11 +1149,7 @@ fn sipp_registers_with_digest_auth_through_the_basic_script() {
 /// alice at the proxy: lookup, Record-Route, and ACK and BYE loose-routed to the UAS.
 fn sipp_calls_a_registered_user(engine: Engine) {
     const CALLS: u64 = 10;
-    let dir = scratch_dir(match engine {
-        Engine::Lua => "basic-calls",
-        Engine::Wasm => "basic-calls-wasm",
-        Engine::WasmPerMessage => "basic-calls-wasm-pm",
-    });
+    let dir = scratch_dir(&format!("basic-calls-{}", engine.tag()));
     let db = create_db(&dir);
     let p = free_port();
     std::fs::create_dir_all(dir.join("kemibox")).expect("dir");
@@ -1146,4 +1242,14 @@ fn sipp_calls_a_registered_user_through_the_basic_plugin() {
 #[test]
 fn sipp_calls_a_registered_user_through_the_basic_plugin_per_message() {
     sipp_calls_a_registered_user(Engine::WasmPerMessage);
+}
+
+#[test]
+fn sipp_calls_a_registered_user_through_the_basic_script_on_lua_wasm() {
+    sipp_calls_a_registered_user(Engine::LuaWasm);
+}
+
+#[test]
+fn sipp_calls_a_registered_user_through_the_basic_jsdt_script() {
+    sipp_calls_a_registered_user(Engine::Js);
 }

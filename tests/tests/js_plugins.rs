@@ -17,30 +17,6 @@ use serde_json::json;
 
 const JSDT_SCRIPT: &str = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js";
 
-/// Compiled components shared by the tests (and runs): keyed by content hash.
-fn cache_dir() -> PathBuf {
-    repo_root().join("plugins/js/build/cache")
-}
-
-/// Compiles the plugin of `cfg` into the cache with `kemibox check` (a JS component takes
-/// longer to compile than `Kemibox::start` waits), checking that its `init` runs.
-fn precompile(cfg: &str) {
-    let dir = scratch_dir("js-check");
-    let path = dir.join("check.toml");
-    std::fs::write(&path, cfg.replace("CONTROL", "127.0.0.1:1")).expect("write config");
-    let out = run_bounded(
-        Command::new(kemibox_bin()).args(["check", "-c"]).arg(&path),
-        Duration::from_secs(600),
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "kemibox check failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A wasm config running the JS plugin built from `script`, with the shared cache.
 fn js_config(listen: u16, script: &Path, plugin_config: &str, extra_core: &str) -> String {
     let plugin = js_plugin(script);
@@ -50,7 +26,7 @@ fn js_config(listen: u16, script: &Path, plugin_config: &str, extra_core: &str) 
 [dns]\nhosts_only = true\n[routing]\nengine = \"wasm\"\nplugin = \"{}\"\nconfig = \"{plugin_config}\"\n\
 cache_dir = \"{}\"\n[routing.limits]\ndeadline_ms = 500\nmemory_mb = 64\n",
         plugin.display(),
-        cache_dir().display()
+        js_cache_dir().display()
     )
 }
 
@@ -419,7 +395,7 @@ fn kamailio_basic_jsdt_script_unmodified() {
             &format!(
                 "engine = \"wasm\"\nplugin = \"{}\"\ncache_dir = \"{}\"",
                 plugin.display(),
-                cache_dir().display()
+                js_cache_dir().display()
             ),
         )
         + "\n[control]\nlisten = \"CONTROL\"\n";
@@ -538,14 +514,14 @@ fn hot_swap_lua_to_js_under_load() {
         "[core]\nlisten = [\"udp:127.0.0.1:{p}\"]\n[routing]\nengine = \"wasm\"\nplugin = \"{}\"\n\
 config = \"marker=js\"\ncache_dir = \"{}\"\n{limits}",
         js.display(),
-        cache_dir().display()
+        js_cache_dir().display()
     ));
     let cfg = format!(
         "[core]\nlisten = [\"udp:127.0.0.1:{p}\"]\negress_allow = [\"127.0.0.0/8\"]\nworkers = 2\n\
 modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
 [modparam.tm]\nfr_timer = 5000\nfr_inv_timer = 10000\n\
 [dns]\nhosts_only = true\n[routing]\nengine = \"lua\"\nscript = \"SCRIPT\"\ncache_dir = \"{}\"\n{limits}",
-        cache_dir().display()
+        js_cache_dir().display()
     );
     let kb = Kemibox::start(&cfg, &lua);
     let _uas = sipp_uas(&kb, u, Some(&repo_root().join("tests/sipp/uas-marker.xml")));
