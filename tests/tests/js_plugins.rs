@@ -492,14 +492,16 @@ Call-ID: jsdt-call\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@{c}>\r\nContent-Leng
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `routing.load` from a Lua script (mlua) to the JS plugin while sipp runs at 100
-/// calls/s: no call fails, and the callee sees the Lua marker, then the JS one.
+/// Hot swap between engines under load: `routing.load` from a Lua script (mlua) to a Rust
+/// plugin (`plugins/stateful`) to a JS plugin while sipp runs at 100 calls/s: no call
+/// fails, and the callee sees the Lua marker, then the Rust one, then the JS one.
 #[test]
-fn hot_swap_lua_to_js_under_load() {
+fn hot_swap_lua_to_rust_to_js_under_load() {
     const RATE: u32 = 100;
-    const SECS: u32 = 10;
+    const SECS: u32 = 12;
     let (p, u) = (free_port(), free_port());
     let js = js_plugin(&repo_root().join("examples/js/stateful.js"));
+    let rust = wasm_plugin("stateful");
     let lua = std::fs::read_to_string(repo_root().join("examples/stateful.lua"))
         .expect("examples/stateful.lua")
         .replacen(
@@ -509,13 +511,15 @@ fn hot_swap_lua_to_js_under_load() {
         );
     assert!(lua.contains("X-Routing-Version: lua"));
     let limits = "[routing.limits]\ndeadline_ms = 500\nmemory_mb = 64\n";
-    // The JS component compiled ahead, as an operator would with `kemibox check`.
-    precompile(&format!(
-        "[core]\nlisten = [\"udp:127.0.0.1:{p}\"]\n[routing]\nengine = \"wasm\"\nplugin = \"{}\"\n\
-config = \"marker=js\"\ncache_dir = \"{}\"\n{limits}",
-        js.display(),
-        js_cache_dir().display()
-    ));
+    // The components compiled ahead, as an operator would with `kemibox check`.
+    for (plugin, marker) in [(&js, "js"), (&rust, "rust")] {
+        precompile(&format!(
+            "[core]\nlisten = [\"udp:127.0.0.1:{p}\"]\n[routing]\nengine = \"wasm\"\nplugin = \"{}\"\n\
+config = \"marker={marker}\"\ncache_dir = \"{}\"\n{limits}",
+            plugin.display(),
+            js_cache_dir().display()
+        ));
+    }
     let cfg = format!(
         "[core]\nlisten = [\"udp:127.0.0.1:{p}\"]\negress_allow = [\"127.0.0.0/8\"]\nworkers = 2\n\
 modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
@@ -527,15 +531,18 @@ modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
     let _uas = sipp_uas(&kb, u, Some(&repo_root().join("tests/sipp/uas-marker.xml")));
     let mut cmd = sipp_uac(&kb, p, u, RATE * SECS, RATE);
     let uac = std::thread::spawn(move || run_bounded(&mut cmd, Duration::from_secs(90)));
-    std::thread::sleep(Duration::from_secs(SECS as u64 / 2));
-    let t = Instant::now();
-    let r = kb.rpc(
-        "routing.load",
-        json!({"path": js.display().to_string(), "config": "marker=js"}),
-    );
-    let swap = t.elapsed();
-    assert!(r.get("result").is_some(), "swap refused: {r}");
-    assert_eq!(r["result"]["current"]["engine"], "wasm", "{r}");
+    let mut swaps = Vec::new();
+    for (plugin, marker) in [(&rust, "rust"), (&js, "js")] {
+        std::thread::sleep(Duration::from_secs(SECS as u64 / 3));
+        let t = Instant::now();
+        let r = kb.rpc(
+            "routing.load",
+            json!({"path": plugin.display().to_string(), "config": format!("marker={marker}")}),
+        );
+        swaps.push(t.elapsed());
+        assert!(r.get("result").is_some(), "swap to {marker} refused: {r}");
+        assert_eq!(r["result"]["current"]["engine"], "wasm", "{r}");
+    }
     let out = uac.join().expect("sipp UAC thread");
     assert_sipp(&out, RATE * SECS, &kb);
 
@@ -545,15 +552,24 @@ modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
         .filter_map(|l| l.trim().strip_prefix("marker "))
         .collect();
     assert_eq!(markers.len(), (RATE * SECS) as usize, "every INVITE marked");
-    let first_js = markers.iter().position(|m| *m == "js").expect("js marker");
-    assert!(first_js > 0, "Lua routed first");
-    // INVITEs routed just before the swap may arrive just after the first JS one.
-    let last_lua = markers.iter().rposition(|m| *m == "lua").unwrap_or(0);
+    let first = |m: &str| markers.iter().position(|x| *x == m);
+    let last = |m: &str| markers.iter().rposition(|x| *x == m);
+    let (Some(first_rust), Some(first_js)) = (first("rust"), first("js")) else {
+        panic!("both swaps took effect: {markers:?}");
+    };
+    assert!(first_rust > 0, "Lua routed first");
+    // INVITEs routed just before a swap may arrive just after the first new one.
     assert!(
-        last_lua < first_js + 10 && markers.iter().all(|m| *m == "lua" || *m == "js"),
-        "one switch from lua to js: {markers:?}"
+        last("lua").unwrap_or(0) < first_rust + 10
+            && last("rust").unwrap_or(0) < first_js + 10
+            && first_rust < first_js
+            && markers.iter().all(|m| ["lua", "rust", "js"].contains(m)),
+        "lua, then rust, then js: {markers:?}"
     );
-    println!("swap took {swap:?}; {first_js} calls on lua, the rest on js");
+    println!(
+        "swaps took {swaps:?}; {first_rust} calls on lua, {} on rust, the rest on js",
+        first_js - first_rust
+    );
     assert_eq!(kb.metric("script_errors"), 0);
     assert_eq!(kb.metric("wasm_traps"), 0);
 }
