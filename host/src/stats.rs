@@ -27,6 +27,7 @@ counters!(
     fwd_replies,
     sent_replies,
     drops,
+    onsend_drops,
     egress_denied,
     send_errors,
     script_errors,

@@ -447,6 +447,7 @@ impl Plugin {
                 crate::proxy::pipeline::REPLY_ROUTE => {
                     bindings.call_reply_route(&mut *store).await.map(|()| true)
                 }
+                super::ONSEND_ROUTE => bindings.call_onsend_route(&mut *store).await,
                 other => bindings.call_route(&mut *store, other).await,
             }
         });

@@ -310,6 +310,7 @@ fn a_plugin_reads_only_the_granted_environment() {
         hash: String::new(),
         loaded_at: std::time::SystemTime::now(),
         counters: Arc::default(),
+        onsend: std::sync::atomic::AtomicBool::new(true),
     }));
     assert_eq!(call(&mut ctx, "HOME"), Val::Str(String::new()));
     assert_eq!(call(&mut ctx, "PATH"), Val::Str(path));
