@@ -209,9 +209,7 @@ impl Plugin {
             let mut m = format!("{e:#}");
             if m.contains("no export `onsend-route`") {
                 // The one export added to the world since 0.1.0 plugins were first built.
-                m.push_str(
-                    " (built against an older wit/kemi.wit: rebuild the plugin;                      the guest SDK exports it for you)",
-                );
+                m.push_str(" (built against an older wit/kemi.wit: rebuild the plugin)");
             }
             WasmError::Load {
                 path: path.display().to_string(),
