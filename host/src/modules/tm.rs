@@ -76,6 +76,9 @@ struct Txn {
     server: ServerTxn,
     server_gens: HashMap<server::Timer, Armed>,
     last_reply: Option<(u16, Bytes)>,
+    /// The onsend route dropped `last_reply`: its retransmissions are not sent either
+    /// (Kamailio clears the reply buffer's send socket).
+    last_reply_dropped: bool,
     branches: Vec<Branch>,
     /// Branches added since the last failure route (earlier ones no longer compete).
     first_live_branch: usize,
@@ -285,6 +288,9 @@ fn server_actions(env: &Arc<Env>, t: &mut Txn, acts: Vec<server::Action>) -> boo
     for a in acts {
         match a {
             server::Action::ResendLast => {
+                if t.last_reply_dropped {
+                    continue;
+                }
                 if let Some((_, data)) = &t.last_reply {
                     let _ = env.net.send(&reply_dest(&t.base), data.clone());
                 }
@@ -392,6 +398,7 @@ fn send_cancel(env: &Arc<Env>, b: &mut Branch) {
 
 /// Sends a response upstream on the server transaction.
 fn send_upstream(env: &Arc<Env>, t: &mut Txn, code: u16, data: Bytes) {
+    t.last_reply_dropped = false;
     let r = env.net.send(&reply_dest(&t.base), data.clone());
     match r {
         Ok(()) => {
@@ -493,7 +500,8 @@ fn relay_response(env: &Arc<Env>, t: &mut Txn, msg: &Message) {
         // (No transaction handle: this one is locked while the route runs.)
         if !crate::engine::run_onsend(ctx) {
             tracing::info!("reply to {} dropped (onsend_route)", dest.addr);
-            update_upstream(env, t, code, data);
+            update_upstream(env, t, code, data.clone());
+            t.last_reply_dropped = t.last_reply.as_ref().is_some_and(|(_, d)| *d == data);
             return;
         }
     }
@@ -731,6 +739,7 @@ fn newtran(c: &mut Ctx) -> i64 {
         server: ServerTxn::new(invite, c.rcv.proto.is_stream(), timers),
         server_gens: HashMap::new(),
         last_reply: None,
+        last_reply_dropped: false,
         branches: Vec::new(),
         first_live_branch: 0,
         canceled: false,
@@ -1826,5 +1835,30 @@ From: <sip:a@127.0.0.1>;tag={tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: {tag}@vc\
         assert!(!v.onsend.load(std::sync::atomic::Ordering::Relaxed));
         feed(&router2, CALLER, &opt(5080, "s3"));
         assert_eq!(sht(&env2, "ip"), Some(Val::Str("nil".into())));
+    }
+
+    /// A relayed reply the onsend route drops is not sent, nor resent when the caller
+    /// retransmits its request.
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_relayed_reply_is_never_sent() {
+        let script = "function ksr_request_route()\n\
+            if KSR.tm.t_check_trans() == 0 then KSR.x.exit() end\n\
+            KSR.tm.t_relay()\n\
+            end\n\
+            function ksr_onsend_route()\n\
+            if KSR.pv.get('$rs') == 486 then KSR.set_drop() end\n\
+            end\n";
+        let (env, rec, router) = setup_onsend(script);
+        let inv = invite("sip:b@127.0.0.1:5080", "o3", "");
+        feed(&router, CALLER, &inv);
+        let fwd = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        feed(&router, "127.0.0.1:5080", &answer(&fwd, 180, "Ringing"));
+        feed(&router, "127.0.0.1:5080", &answer(&fwd, 486, "Busy Here"));
+        feed(&router, CALLER, &inv);
+        advance(2000).await;
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert!(up.iter().any(|l| l.contains("180")), "{up:?}");
+        assert!(!up.iter().any(|l| l.contains("486")), "{up:?}");
+        assert_eq!(env.stats.get("onsend_drops"), Some(1));
     }
 }
