@@ -4,7 +4,8 @@
 //! the sends to one destination: a request relayed by tm there gets Kamailio's
 //! `477 Unfortunately error on sending to next hop occurred (477/TM)` and nothing reaches
 //! it; a stateless forward there makes `KSR.forward()` return -1; everything else
-//! (requests, relayed replies) goes through, seen by the route.
+//! (requests, relayed replies) goes through, seen by the route. And the `$snd(..)` values
+//! read the same as on real Kamailio 5.6 with the same script.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
@@ -224,4 +225,93 @@ fn a_plugin_without_onsend_route_is_asked_once() {
     // Per call a request route, a reply route (the 486) and the failure route; and one
     // onsend-route call for the whole version (the first send).
     assert_eq!(calls, 3 * 3 + 1, "{st}");
+}
+
+/// The Lua script of the comparison with Kamailio: the onsend route logs what it sees.
+const COMPARE: &str = r#"
+function ksr_request_route()
+  if KSR.pv.get("$rU") == nil then KSR.sl.sl_send_reply(200, "OK") return end
+  if KSR.pv.get("$rU") == "sl" then KSR.forward() return end
+  KSR.tm.t_relay()
+end
+
+function ksr_onsend_route()
+  local pv = function(n) return tostring(KSR.pv.get(n)) end
+  KSR.info("ONSEND|" .. pv("$rs") .. "|" .. pv("$rm") .. "|" .. pv("$snd(ip)") .. ":"
+    .. pv("$snd(port)") .. "|" .. pv("$snd(proto)") .. "|" .. pv("$snd(sproto)") .. "|"
+    .. pv("$snd(af)") .. "|" .. pv("$sndfrom(ip)") .. ":" .. pv("$sndfrom(port)") .. "|"
+    .. pv("$sndfrom(proto)") .. "|" .. tostring(KSR.pv.get("$snd(len)") == #KSR.pv.get("$snd(buf)"))
+    .. "|" .. tostring(pv("$sndto(ip)") == pv("$snd(ip)")) .. "\n")
+end
+"#;
+
+/// A MESSAGE relayed by tm and one forwarded statelessly, each answered 200 by the UAS;
+/// the onsend lines the proxy logged, with the addresses named.
+fn compare_run(proxy: SocketAddr, log: &dyn Fn() -> String) -> Vec<String> {
+    let bind = || UdpSocket::bind("127.0.0.1:0").expect("socket");
+    let (client, uas) = (bind(), bind());
+    let (c, u) = (
+        client.local_addr().expect("addr"),
+        uas.local_addr().expect("addr"),
+    );
+    for (user, tag) in [("tm", "cmp1"), ("sl", "cmp2")] {
+        let msg = invite(proxy, c, u, tag, "")
+            .replace("INVITE", "MESSAGE")
+            .replace("sip:bob@", &format!("sip:{user}@"));
+        client.send_to(msg.as_bytes(), proxy).expect("send");
+        let (fwd, from) = expect(&uas, "MESSAGE ");
+        uas.send_to(answer(&fwd, 200, "OK", "u1").as_bytes(), from)
+            .expect("200");
+        expect(&client, "SIP/2.0 200");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    log()
+        .lines()
+        // The line up to the first blank (kemibox's log adds fields after the text).
+        .filter_map(|l| {
+            l.find("ONSEND|")
+                .and_then(|i| l[i..].split_whitespace().next())
+        })
+        .map(|l| {
+            l.replace(&proxy.to_string(), "PROXY")
+                .replace(&c.to_string(), "CLIENT")
+                .replace(&u.to_string(), "UAS")
+        })
+        .collect()
+}
+
+/// `$snd(..)`, `$sndto(..)` and `$sndfrom(..)` read the same on kemibox as on Kamailio
+/// 5.6 with the same KEMI script, for a tm relay, a stateless forward and the replies
+/// relayed back (which Kamailio's KEMI runs the onsend route for too).
+#[test]
+fn snd_reads_like_kamailio() {
+    if !have("kamailio") {
+        eprintln!("kamailio not installed: skipped");
+        return;
+    }
+    let dir = scratch_dir("onsend-kam");
+    let script = dir.join("onsend.lua");
+    std::fs::write(&script, COMPARE).expect("script");
+    let kport = free_port();
+    let mut cfg = format!(
+        "debug=2\nlog_stderror=yes\nchildren=2\nlisten=udp:127.0.0.1:{kport}\nauto_aliases=no\n\
+dns=no\nrev_dns=no\ndisable_tcp=yes\n"
+    );
+    for m in ["sl", "pv", "tm", "tmx", "corex", "kemix", "app_lua"] {
+        cfg.push_str(&format!("loadmodule \"{m}.so\"\n"));
+    }
+    cfg.push_str(&format!(
+        "modparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+        script.display()
+    ));
+    std::fs::write(dir.join("k.cfg"), cfg).expect("cfg");
+    let kproxy: SocketAddr = format!("127.0.0.1:{kport}").parse().expect("addr");
+    let kam = Kamailio::start(&dir.join("k.cfg"), &[], kproxy);
+    let theirs = compare_run(kproxy, &|| kam.log_text());
+
+    let w = wire();
+    let kb = Kemibox::start(&lua_config(&w), COMPARE);
+    let ours = compare_run(w.proxy, &|| kb.log_text());
+    assert_eq!(theirs.len(), 4, "{theirs:?}\n{}", kam.log_text());
+    assert_eq!(ours, theirs);
 }
