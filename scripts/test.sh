@@ -41,7 +41,7 @@ CARGO_TARGET_DIR="$PWD/plugins/target" \
 # output newer than its script, the shim, the WIT and the npm lock file).
 kemibox="${CARGO_TARGET_DIR:-target}/debug/kemibox"
 mkdir -p plugins/js/build
-for js in examples/js/stateless.js examples/js/stateful.js tests/js/semantics.js \
+for js in examples/js/stateless.js examples/js/stateful.js tests/js/semantics.js tests/js/onsend.js \
     /usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js; do
   "$kemibox" plugin build "$js" -o "plugins/js/build/$(basename "$js" .js).wasm"
 done

@@ -104,6 +104,36 @@ pub trait Plugin {
         let _ = name;
         None
     }
+
+    /// The onsend route (`ksr_onsend_route`), run just before a message leaves: a
+    /// stateless forward, the first send of each tm branch, a relayed reply. The send is
+    /// described by `$snd(ip)`, `$snd(port)`, `$snd(proto)`, `$snd(sproto)`, `$snd(af)`,
+    /// `$snd(buf)`, `$snd(len)` (and `$sndfrom(..)` for the local socket), read with
+    /// [`ksr::pv::get`]; [`ksr::set_drop`] or [`ksr::x::drop`] stops this send (a tm
+    /// branch dropped is not sent; with no branch sent the caller gets a 477). Changes
+    /// to the message are not sent.
+    ///
+    /// `None` (the default) means the plugin has no onsend route: kemibox then stops
+    /// calling it for this plugin version, so a plugin without one pays nothing per send.
+    /// Return `Some` on every call when you have one:
+    ///
+    /// ```no_run
+    /// # use kemibox_guest::{ksr, Plugin, Route};
+    /// # struct P;
+    /// # impl Plugin for P { fn request_route() -> Route { Ok(()) }
+    /// fn onsend_route() -> Option<Route> {
+    ///     Some((|| {
+    ///         if ksr::pv::get("$snd(ip)").as_deref() == Some("192.0.2.9") {
+    ///             return ksr::x::drop();
+    ///         }
+    ///         Ok(())
+    ///     })())
+    /// }
+    /// # }
+    /// ```
+    fn onsend_route() -> Option<Route> {
+        None
+    }
 }
 
 /// Exports a type implementing [`Plugin`] as the component's routes (it only builds for
@@ -131,6 +161,15 @@ macro_rules! plugin {
                 }
                 fn route(name: ::std::string::String) -> bool {
                     match <$t as $crate::Plugin>::route(&name) {
+                        Some(r) => {
+                            $crate::finish(r);
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                fn onsend_route() -> bool {
+                    match <$t as $crate::Plugin>::onsend_route() {
                         Some(r) => {
                             $crate::finish(r);
                             true

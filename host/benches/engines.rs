@@ -11,6 +11,10 @@
 //! The same logic in JavaScript (`JS`, built with `kemibox plugin build`: componentize-js
 //! and the KSR shim of `plugins/js`) runs as a wasm component too.
 //!
+//! The `onsend` group measures the onsend route (issue 4) on each engine: the message
+//! carries its routing version, as in the server, which has no onsend route (one flag read
+//! per send) or a trivial one reading `$snd(ip)`.
+//!
 //! Run with `cargo bench -p kemibox --bench engines` (builds `plugins/` for wasm32-wasip2,
 //! and the JS plugin with plugins/js/node_modules: `npm ci` there first).
 
@@ -25,7 +29,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use kemibox::config::Config;
 use kemibox::engine::lua::{LuaEngine, Script};
 use kemibox::engine::wasm::Plugin;
-use kemibox::engine::Outcome;
+use kemibox::engine::{Outcome, Routing, Source, Version, ONSEND_ROUTE};
 use kemibox::kemi::{Ctx, Env, RecvInfo, RouteKind};
 use kemibox::net::{Dest, Listener, Net, Proto, SendError};
 use kemibox::sip::Message;
@@ -285,6 +289,90 @@ fn engines(c: &mut Criterion) {
     g.bench_function("wasm js fresh instance+init", |b| {
         b.iter(|| black_box(js.instantiate(&env).expect("instance")))
     });
+    g.finish();
+
+    // The onsend route: the same request routes with the message on a routing version
+    // that has no onsend route, then one with a trivial route (reads `$snd(ip)`).
+    let mut g = c.benchmark_group("onsend");
+    g.measurement_time(Duration::from_secs(3));
+    let version = |routing: Routing, onsend: bool| {
+        Arc::new(Version {
+            id: 1,
+            routing,
+            source: Source {
+                engine: "bench".into(),
+                path: PathBuf::new(),
+                config: String::new(),
+            },
+            hash: String::new(),
+            loaded_at: std::time::SystemTime::now(),
+            counters: Arc::default(),
+            onsend: std::sync::atomic::AtomicBool::new(onsend),
+        })
+    };
+    let on = |v: &Arc<Version>| {
+        let mut c = ctx(&env);
+        c.version = Some(v.clone());
+        c
+    };
+    let onsend_lua =
+        format!("{LUA}function ksr_onsend_route() local ip = KSR.pv.get('$snd(ip)') end\n");
+    let onsend_script = dir.join("onsend.lua");
+    std::fs::write(&onsend_script, &onsend_lua).expect("write");
+    for (label, path) in [("none", &script), ("trivial", &onsend_script)] {
+        let script = Script::read(path).expect("read");
+        let mut eng = LuaEngine::new(&script, &env).expect("lua");
+        let has = eng.has_route(ONSEND_ROUTE);
+        assert_eq!(has, label == "trivial");
+        let v = version(Routing::Lua(script), has);
+        g.bench_function(format!("mlua onsend {label}"), |b| {
+            b.iter(|| {
+                let (_, o) = eng.run(on(&v), rq).expect("ctx");
+                assert_eq!(o, Outcome::Done);
+            })
+        });
+    }
+    for (label, config) in [("none", ""), ("trivial", "onsend")] {
+        let p = Arc::new(Plugin::load(&wasm, config, Default::default()).expect("plugin"));
+        let v = version(Routing::Wasm(p.clone()), true);
+        g.bench_function(format!("wasm onsend {label}"), |b| {
+            b.iter(|| {
+                let (_, o) = p.run(&env, on(&v), rq);
+                assert_eq!(o, Outcome::Done);
+            })
+        });
+    }
+    for (label, src) in [("none", LUA.to_string()), ("trivial", onsend_lua.clone())] {
+        let (p, _) = lua_wasm(&src);
+        let v = version(Routing::Wasm(p.clone()), true);
+        g.bench_function(format!("lua-wasm onsend {label}"), |b| {
+            b.iter(|| {
+                let (_, o) = p.run(&env, on(&v), rq);
+                assert_eq!(o, Outcome::Done);
+            })
+        });
+    }
+    let js_onsend = dir.join("fwd_onsend.js");
+    std::fs::write(
+        &js_onsend,
+        format!("{JS}function ksr_onsend_route() {{ var ip = KSR.pv.get('$snd(ip)'); }}\n"),
+    )
+    .expect("write");
+    let js_onsend_wasm = dir.join("fwd-js-onsend.wasm");
+    kemibox::plugin_build::build_js(&js_onsend, &js_onsend_wasm, &Default::default())
+        .expect("JS plugin");
+    for (label, path) in [("none", &js_wasm), ("trivial", &js_onsend_wasm)] {
+        let p = Arc::new(
+            Plugin::load_cached(path, "", Default::default(), Some(&cache)).expect("JS plugin"),
+        );
+        let v = version(Routing::Wasm(p.clone()), true);
+        g.bench_function(format!("wasm js onsend {label}"), |b| {
+            b.iter(|| {
+                let (_, o) = p.run(&env, on(&v), rq);
+                assert_eq!(o, Outcome::Done);
+            })
+        });
+    }
     g.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }

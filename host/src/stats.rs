@@ -29,6 +29,7 @@ counters!(
     drops,
     // ACKs to stateless negative replies, absorbed before the script (sl).
     sl_acks_absorbed,
+    onsend_drops,
     egress_denied,
     send_errors,
     script_errors,

@@ -224,3 +224,12 @@ export function route(name) {
   run(name, f);
   return true;
 }
+
+// The onsend route (ksr_onsend_route), just before a message leaves; false when the
+// script defines none (kemibox then stops calling it for this plugin version).
+export function onsendRoute() {
+  const f = globalThis.ksr_onsend_route;
+  if (typeof f !== 'function') return false;
+  run('ksr_onsend_route', f);
+  return true;
+}

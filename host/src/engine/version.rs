@@ -7,7 +7,7 @@
 //! `routing.rollback` until the next swap).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
@@ -101,6 +101,10 @@ pub struct Version {
     pub hash: String,
     pub loaded_at: SystemTime,
     pub counters: Arc<Counters>,
+    /// The version may have an onsend route (`ksr_onsend_route`, the `onsend-route`
+    /// export): a Lua script is checked when it loads, a plugin until its export first
+    /// says it has none. While false, sends run no route at all.
+    pub onsend: AtomicBool,
 }
 
 /// What `routing.status` reports of a version.
@@ -194,7 +198,7 @@ impl Routings {
     /// returned.
     pub fn load(&self, env: &Arc<Env>, source: Source) -> Result<Arc<Version>, String> {
         let _one = lock(&self.loading);
-        let (routing, hash, counters) = build(env, &source)?;
+        let (routing, hash, counters, onsend) = build(env, &source)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let v = Arc::new(Version {
             id,
@@ -203,6 +207,7 @@ impl Routings {
             hash,
             loaded_at: SystemTime::now(),
             counters,
+            onsend: AtomicBool::new(onsend),
         });
         self.swap(v.clone());
         tracing::info!(
@@ -275,8 +280,13 @@ impl Routings {
 /// Builds and checks the routing of `source`: a Lua state is built and the script run
 /// (its top level and the presence of `ksr_request_route`); a component is compiled (or
 /// taken from the cache), its imports and exports checked against the world, and an
-/// instance made with its `init` run on the config.
-fn build(env: &Arc<Env>, source: &Source) -> Result<(Routing, String, Arc<Counters>), String> {
+/// instance made with its `init` run on the config. Also whether the version may have an
+/// onsend route (a plugin's export tells at its first call).
+#[allow(clippy::type_complexity)]
+fn build(
+    env: &Arc<Env>,
+    source: &Source,
+) -> Result<(Routing, String, Arc<Counters>, bool), String> {
     let path = &source.path;
     let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let hash: String = sha2::Sha256::digest(&bytes)
@@ -299,7 +309,7 @@ fn build(env: &Arc<Env>, source: &Source) -> Result<(Routing, String, Arc<Counte
                 .instantiate(env)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let counters = plugin.counters.clone();
-            Ok((Routing::Wasm(Arc::new(plugin)), hash, counters))
+            Ok((Routing::Wasm(Arc::new(plugin)), hash, counters, true))
         }
         "lua-wasm" => {
             let source = String::from_utf8(bytes)
@@ -310,7 +320,7 @@ fn build(env: &Arc<Env>, source: &Source) -> Result<(Routing, String, Arc<Counte
                 .instantiate(env)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let counters = plugin.counters.clone();
-            Ok((Routing::Wasm(Arc::new(plugin)), hash, counters))
+            Ok((Routing::Wasm(Arc::new(plugin)), hash, counters, true))
         }
         "lua" => {
             let source = String::from_utf8(bytes)
@@ -319,8 +329,9 @@ fn build(env: &Arc<Env>, source: &Source) -> Result<(Routing, String, Arc<Counte
                 path: path.clone(),
                 source: source.into(),
             };
-            LuaEngine::new(&script, env).map_err(|e| e.to_string())?;
-            Ok((Routing::Lua(script), hash, Arc::default()))
+            let mut engine = LuaEngine::new(&script, env).map_err(|e| e.to_string())?;
+            let onsend = engine.has_route(super::ONSEND_ROUTE);
+            Ok((Routing::Lua(script), hash, Arc::default(), onsend))
         }
         other => Err(format!("unknown routing engine `{other}`")),
     }

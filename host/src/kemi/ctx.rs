@@ -30,6 +30,8 @@ pub enum RouteKind {
     Request,
     /// The core reply route (`ksr_reply_route`).
     Reply,
+    /// The onsend route (`ksr_onsend_route`): a message is about to be sent; `Ctx::snd`
+    /// says where.
     Onsend,
     /// A transaction's failure route (`t_on_failure`).
     Failure,
@@ -37,6 +39,20 @@ pub enum RouteKind {
     TmReply,
     /// A transaction's branch route (`t_on_branch`).
     Branch,
+}
+
+/// The send an onsend route runs for: what `$snd(..)`, `$sndto(..)` and `$sndfrom(..)`
+/// read (Kamailio's `onsend_info_t`).
+#[derive(Clone, Debug)]
+pub struct SendInfo {
+    /// Transport of the send.
+    pub proto: Proto,
+    /// Where the message goes.
+    pub to: SocketAddr,
+    /// The local socket it leaves from.
+    pub from: SocketAddr,
+    /// The message as it will be sent.
+    pub buf: Bytes,
 }
 
 /// tm state a message carries before (and while) it has a transaction.
@@ -137,6 +153,8 @@ pub struct Ctx {
     /// The routing version this message runs on (taken when it arrived; kept by its
     /// transaction for the failure, branch and reply routes).
     pub version: Option<Arc<crate::engine::Version>>,
+    /// In an onsend route: the send about to happen.
+    pub snd: Option<Box<SendInfo>>,
 }
 
 impl Ctx {
@@ -175,6 +193,7 @@ impl Ctx {
             rr: None,
             route_params: None,
             version: None,
+            snd: None,
         }
     }
 

@@ -4,7 +4,7 @@
 
 mod ctx;
 
-pub use ctx::{Ctx, Env, RecvInfo, RouteKind, TmPending};
+pub use ctx::{Ctx, Env, RecvInfo, RouteKind, SendInfo, TmPending};
 
 use std::collections::HashMap;
 

@@ -2,6 +2,7 @@
 
 use crate::export;
 use crate::kemi::{n, s, Ctx, Export, Val};
+use crate::net::Proto;
 use crate::sip::hdr::parse_name_addr;
 use crate::sip::uri::UriEdit;
 use crate::sip::{HdrName, Uri};
@@ -164,8 +165,34 @@ pub fn get(c: &Ctx, pv: &str) -> Option<Val> {
             let (t, k) = x.split_once("=>")?;
             c.env.htables.get(t, k)
         }
+        ("snd" | "sndto", Some(f)) => snd(c, f, false),
+        ("sndfrom", Some(f)) => snd(c, f, true),
         _ => None,
     }
+}
+
+/// `$snd(..)` (= `$sndto(..)`) and `$sndfrom(..)`: the send an onsend route runs for,
+/// `$null` anywhere else (Kamailio's pv_get_sndto/pv_get_sndfrom). `proto`, `sproto` and
+/// `af` are the local socket's: WebSocket sends leave from Kamailio's TCP/TLS socket.
+fn snd(c: &Ctx, field: &str, from: bool) -> Option<Val> {
+    let i = c.snd.as_deref()?;
+    let sock = match i.proto {
+        Proto::Ws => Proto::Tcp,
+        Proto::Wss => Proto::Tls,
+        p => p,
+    };
+    let addr = if from { i.from } else { i.to };
+    Some(match field {
+        "ip" => Val::Str(addr.ip().to_string()),
+        "port" => Val::Int(addr.port() as i64),
+        "proto" => Val::Int(sock.id()),
+        "sproto" => Val::Str(sock.lower().to_string()),
+        // AF_INET / AF_INET6 (Linux).
+        "af" => Val::Int(if i.from.is_ipv6() { 10 } else { 2 }),
+        "buf" => Val::Str(String::from_utf8_lossy(&i.buf).into_owned()),
+        "len" => Val::Int(i.buf.len() as i64),
+        _ => return None,
+    })
 }
 
 /// Writes a pseudo-variable. Read-only variables ignore the write and report success,
@@ -309,5 +336,8 @@ fn is_known(name: &str) -> bool {
             | "T_branch_idx"
             | "hdr"
             | "hdrc"
+            | "snd"
+            | "sndto"
+            | "sndfrom"
     )
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::config::Config;
 use crate::engine::Outcome;
 use crate::export;
-use crate::kemi::{n, s, Ctx, Env, Export, KemiError, RecvInfo, RouteKind, Val};
+use crate::kemi::{n, s, Ctx, Env, Export, KemiError, RecvInfo, RouteKind, SendInfo, Val};
 use crate::net::{Dest, SendError};
 use crate::proxy::forward::{build_forwarded, target_of, FwdError};
 use crate::proxy::reply::{build_reply, reply_dest, Replier};
@@ -76,6 +76,9 @@ struct Txn {
     server: ServerTxn,
     server_gens: HashMap<server::Timer, Armed>,
     last_reply: Option<(u16, Bytes)>,
+    /// The onsend route dropped `last_reply`: its retransmissions are not sent either
+    /// (Kamailio clears the reply buffer's send socket).
+    last_reply_dropped: bool,
     branches: Vec<Branch>,
     /// Branches added since the last failure route (earlier ones no longer compete).
     first_live_branch: usize,
@@ -285,6 +288,9 @@ fn server_actions(env: &Arc<Env>, t: &mut Txn, acts: Vec<server::Action>) -> boo
     for a in acts {
         match a {
             server::Action::ResendLast => {
+                if t.last_reply_dropped {
+                    continue;
+                }
                 if let Some((_, data)) = &t.last_reply {
                     let _ = env.net.send(&reply_dest(&t.base), data.clone());
                 }
@@ -392,6 +398,7 @@ fn send_cancel(env: &Arc<Env>, b: &mut Branch) {
 
 /// Sends a response upstream on the server transaction.
 fn send_upstream(env: &Arc<Env>, t: &mut Txn, code: u16, data: Bytes) {
+    t.last_reply_dropped = false;
     let r = env.net.send(&reply_dest(&t.base), data.clone());
     match r {
         Ok(()) => {
@@ -404,6 +411,11 @@ fn send_upstream(env: &Arc<Env>, t: &mut Txn, code: u16, data: Bytes) {
             Stats::inc(&env.stats.send_errors);
         }
     }
+    update_upstream(env, t, code, data);
+}
+
+/// The transaction's state after a response went upstream (or was meant to).
+fn update_upstream(env: &Arc<Env>, t: &mut Txn, code: u16, data: Bytes) {
     if code >= 200
         && !t.finished
         && t.base.msg.method() != Some(Method::Cancel)
@@ -471,7 +483,29 @@ fn relay_response(env: &Arc<Env>, t: &mut Txn, msg: &Message) {
     } else {
         (code, lumps.apply(msg.buf()))
     };
-    send_upstream(env, t, code, Bytes::from(data));
+    let data = Bytes::from(data);
+    // Kamailio's relay_reply runs the onsend route for a relayed reply (with a KEMI
+    // engine whatever `onsend_route_reply` says), on the reply, with the transaction's
+    // routing version; a drop skips the send, the transaction goes on as if sent.
+    if let Some(version) = crate::engine::onsend_version(env, t.base.version.as_ref()) {
+        let dest = reply_dest(&t.base);
+        let mut ctx = Ctx::new(env.clone(), msg.clone(), t.base.rcv, RouteKind::Onsend);
+        ctx.version = Some(version);
+        ctx.snd = Some(Box::new(SendInfo {
+            proto: dest.proto,
+            to: dest.addr,
+            from: t.base.rcv.local,
+            buf: data.clone(),
+        }));
+        // (No transaction handle: this one is locked while the route runs.)
+        if !crate::engine::run_onsend(ctx) {
+            tracing::info!("reply to {} dropped (onsend_route)", dest.addr);
+            update_upstream(env, t, code, data.clone());
+            t.last_reply_dropped = t.last_reply.as_ref().is_some_and(|(_, d)| *d == data);
+            return;
+        }
+    }
+    send_upstream(env, t, code, data);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -705,6 +739,7 @@ fn newtran(c: &mut Ctx) -> i64 {
         server: ServerTxn::new(invite, c.rcv.proto.is_stream(), timers),
         server_gens: HashMap::new(),
         last_reply: None,
+        last_reply_dropped: false,
         branches: Vec::new(),
         first_live_branch: 0,
         canceled: false,
@@ -837,6 +872,7 @@ fn relay(c: &mut Ctx, forced: Option<String>) -> i64 {
         targets.push((uri, None));
     }
     let mut sent = 0;
+    let mut dropped = 0;
     let mut worst = -1i64;
     let branch_route = c.tm.on_branch.clone();
     for (uri, dst) in targets {
@@ -862,11 +898,17 @@ fn relay(c: &mut Ctx, forced: Option<String>) -> i64 {
         }
         match start_branch(&env, &txn, &bctx) {
             Ok(()) => sent += 1,
+            Err(FwdError::Dropped) => dropped += 1,
             Err(e) => worst = worst.min(fwd_code(&e)),
         }
     }
     if sent > 0 {
         1
+    } else if dropped > 0 {
+        // Kamailio's t_forward_nonack: no branch sent -> -1 with E_SEND, and the
+        // transaction answers 477 (after the script, tm's delayed_reply).
+        c.last_error = Some(relay_error_reply(-477));
+        -1
     } else {
         let code = if worst == -1 { -477 } else { worst };
         c.last_error = Some(relay_error_reply(code));
@@ -879,7 +921,7 @@ fn fwd_code(e: &FwdError) -> i64 {
         FwdError::Send(SendError::Resolve(_)) => -478,
         FwdError::Send(SendError::Denied(_)) => -477,
         FwdError::BadUri(_) | FwdError::NoTarget => -479,
-        FwdError::Loop => -1,
+        FwdError::Loop | FwdError::Dropped => -1,
         FwdError::Send(_) => -477,
     }
 }
@@ -894,11 +936,36 @@ fn start_branch(env: &Arc<Env>, txn: &Arc<Mutex<Txn>>, bctx: &Ctx) -> Result<(),
         .listener_for(proto, addr.is_ipv6())
         .ok_or(SendError::NoSocket(proto, "no listener for the protocol"))?
         .clone();
-    let mut t = lock(txn);
-    let bi = t.branches.len();
-    let branch_id = format!("z9hG4bKtm{:x}.{bi}", t.id);
+    let (bi, branch_id) = {
+        let t = lock(txn);
+        let bi = t.branches.len();
+        (bi, format!("z9hG4bKtm{:x}.{bi}", t.id))
+    };
     let data = Bytes::from(build_forwarded(bctx, &listener, &branch_id));
     let dest = Dest::new(proto, addr);
+    // The onsend route sees the branch's first send, not its retransmissions (Kamailio's
+    // t_send_branch); it runs with the transaction unlocked (its KEMI calls may look
+    // at it). A dropped branch is never sent and never competes.
+    let snd = SendInfo {
+        proto,
+        to: addr,
+        from: listener.addr,
+        buf: data.clone(),
+    };
+    if !crate::engine::onsend(bctx, snd) {
+        tracing::debug!(
+            "onsend_route dropped the branch to {addr} ({})",
+            proto.lower()
+        );
+        return Err(FwdError::Dropped);
+    }
+    let mut t = lock(txn);
+    if t.branches.len() != bi {
+        // Never happens: a transaction's branches are added by its one running route.
+        return Err(FwdError::Send(SendError::Io(
+            "branch added concurrently".into(),
+        )));
+    }
     if !env.net.egress_allows(addr.ip()) {
         Stats::inc(&env.stats.egress_denied);
         return Err(FwdError::Send(SendError::Denied(addr.ip())));
@@ -1637,5 +1704,169 @@ From: <sip:a@127.0.0.1>;tag={tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: {tag}@vc\
             !up.iter().any(|l| l.contains("486")),
             "the first leg's 486 never went upstream: {up:?}"
         );
+    }
+
+    const ONSEND: &str = "function ksr_request_route()\n\
+        if KSR.tm.t_check_trans() == 0 then KSR.x.exit() end\n\
+        local b = KSR.pv.get('$hdr(X-Branch)')\n\
+        if b ~= nil then KSR.corex.append_branch_uri(b) end\n\
+        local r = KSR.tm.t_relay()\n\
+        KSR.htable.sht_seti('snd', 'relay', r)\n\
+        if r < 0 then KSR.sl.sl_reply_error() end\n\
+        end\n\
+        function ksr_onsend_route()\n\
+        local k = KSR.pv.get('$snd(ip)') .. ':' .. KSR.pv.get('$snd(port)')\n\
+        KSR.htable.sht_sets('snd', k, KSR.pv.get('$snd(sproto)') .. '/' .. KSR.pv.get('$snd(proto)')\n\
+          .. '/' .. KSR.pv.get('$snd(af)') .. '/' .. KSR.pv.get('$sndfrom(ip)') .. ':' .. KSR.pv.get('$sndfrom(port)')\n\
+          .. '/' .. tostring(KSR.pv.get('$rs')) .. '/' .. tostring(KSR.pv.get('$snd(len)') == #KSR.pv.get('$snd(buf)')))\n\
+        KSR.htable.sht_inc('snd', 'n')\n\
+        if KSR.pv.get('$snd(port)') == 5090 then KSR.x.drop() end\n\
+        end\n";
+
+    fn setup_onsend(script: &str) -> (Arc<Env>, Arc<Recorder>, Router) {
+        let (env, rec) = env(
+            &["udp:127.0.0.1:5060"],
+            &["sl", "tm", "tmx", "corex", "htable"],
+            "[modparam.tm]\nfr_timer = 2000\nfr_inv_timer = 4000\n\
+             [modparam.htable]\nhtable = \"snd=>size=8\"\n",
+        );
+        let path = std::env::temp_dir().join(format!("kemibox-tm-{}.lua", rand::random::<u64>()));
+        std::fs::write(&path, script).expect("script");
+        env.routing
+            .load(
+                &env,
+                crate::engine::Source {
+                    engine: "lua".into(),
+                    path,
+                    config: String::new(),
+                },
+            )
+            .expect("load");
+        (env.clone(), rec, Router::new(env))
+    }
+
+    fn sht(env: &Env, key: &str) -> Option<crate::kemi::Val> {
+        env.htables.get("snd", key)
+    }
+
+    /// The onsend route sees the first send of each branch (not its retransmissions) and
+    /// the relayed reply; a dropped branch is never sent and does not compete.
+    #[tokio::test(start_paused = true)]
+    async fn onsend_sees_each_branch_once_and_a_drop_stops_that_branch() {
+        use crate::kemi::Val;
+        let (env, rec, router) = setup_onsend(ONSEND);
+        feed(
+            &router,
+            CALLER,
+            &invite(
+                "sip:b@127.0.0.1:5080",
+                "o1",
+                "X-Branch: sip:c@127.0.0.1:5090\r\n",
+            ),
+        );
+        assert_eq!(sht(&env, "relay"), Some(Val::Int(1)));
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 1);
+        assert!(sent_to(&rec, "127.0.0.1:5090").is_empty(), "dropped");
+        assert_eq!(
+            sht(&env, "127.0.0.1:5080"),
+            Some(Val::Str("udp/1/2/127.0.0.1:5060/nil/true".into()))
+        );
+        assert!(sht(&env, "127.0.0.1:5090").is_some());
+        assert_eq!(sht(&env, "n"), Some(Val::Int(2)));
+        assert_eq!(env.stats.get("onsend_drops"), Some(1));
+        advance(600).await; // a retransmission: no onsend route
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 2);
+        assert_eq!(sht(&env, "n"), Some(Val::Int(2)));
+        // The one sent branch answers: its 486 goes upstream (the dropped one never
+        // competes), through the onsend route, on the reply.
+        let fwd = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        feed(&router, "127.0.0.1:5080", &answer(&fwd, 486, "Busy Here"));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 486 Busy Here"),
+            "{up:?}"
+        );
+        assert_eq!(
+            sht(&env, "127.0.0.1:5070"),
+            Some(Val::Str("udp/1/2/127.0.0.1:5060/486/true".into()))
+        );
+    }
+
+    /// Every branch dropped: t_relay returns -1 and the caller gets tm's 477.
+    #[tokio::test(start_paused = true)]
+    async fn all_branches_dropped_answers_477() {
+        use crate::kemi::Val;
+        let (env, rec, router) = setup_onsend(ONSEND);
+        feed(&router, CALLER, &invite("sip:b@127.0.0.1:5090", "o2", ""));
+        assert!(sent_to(&rec, "127.0.0.1:5090").is_empty());
+        assert_eq!(sht(&env, "relay"), Some(Val::Int(-1)));
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert_eq!(
+            up.last().map(String::as_str),
+            Some("SIP/2.0 477 Unfortunately error on sending to next hop occurred (477/TM)"),
+            "{up:?}"
+        );
+    }
+
+    /// Stateless: a dropped forward makes KSR.forward() return -1; nothing is sent.
+    /// A script without an onsend route never runs one.
+    #[tokio::test(start_paused = true)]
+    async fn stateless_forward_drop_and_no_route_no_call() {
+        use crate::kemi::Val;
+        let script = "function ksr_request_route()\n\
+            KSR.htable.sht_seti('snd', 'fwd', KSR.forward())\n\
+            end\n\
+            function ksr_onsend_route()\n\
+            KSR.htable.sht_inc('snd', 'n')\n\
+            if KSR.pv.get('$snd(port)') == 5090 then KSR.set_drop() end\n\
+            end\n";
+        let (env, rec, router) = setup_onsend(script);
+        let opt = |port: u16, tag: &str| {
+            invite(&format!("sip:b@127.0.0.1:{port}"), tag, "").replace("INVITE", "OPTIONS")
+        };
+        feed(&router, CALLER, &opt(5080, "s1"));
+        assert_eq!(sht(&env, "fwd"), Some(Val::Int(1)));
+        assert_eq!(sent_to(&rec, "127.0.0.1:5080").len(), 1);
+        feed(&router, CALLER, &opt(5090, "s2"));
+        assert_eq!(sht(&env, "fwd"), Some(Val::Int(-1)));
+        assert!(sent_to(&rec, "127.0.0.1:5090").is_empty());
+        assert_eq!(sht(&env, "n"), Some(Val::Int(2)));
+        // Outside an onsend route, $snd(..) is $null.
+        let (env2, _, router2) = setup_onsend(
+            "function ksr_request_route()\n\
+             KSR.htable.sht_sets('snd', 'ip', tostring(KSR.pv.get('$snd(ip)')))\n\
+             KSR.forward()\n\
+             end\n",
+        );
+        let v = env2.routing.current().expect("version");
+        assert!(!v.onsend.load(std::sync::atomic::Ordering::Relaxed));
+        feed(&router2, CALLER, &opt(5080, "s3"));
+        assert_eq!(sht(&env2, "ip"), Some(Val::Str("nil".into())));
+    }
+
+    /// A relayed reply the onsend route drops is not sent, nor resent when the caller
+    /// retransmits its request.
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_relayed_reply_is_never_sent() {
+        let script = "function ksr_request_route()\n\
+            if KSR.tm.t_check_trans() == 0 then KSR.x.exit() end\n\
+            KSR.tm.t_relay()\n\
+            end\n\
+            function ksr_onsend_route()\n\
+            if KSR.pv.get('$rs') == 486 then KSR.set_drop() end\n\
+            end\n";
+        let (env, rec, router) = setup_onsend(script);
+        let inv = invite("sip:b@127.0.0.1:5080", "o3", "");
+        feed(&router, CALLER, &inv);
+        let fwd = sent_to(&rec, "127.0.0.1:5080")[0].clone();
+        feed(&router, "127.0.0.1:5080", &answer(&fwd, 180, "Ringing"));
+        feed(&router, "127.0.0.1:5080", &answer(&fwd, 486, "Busy Here"));
+        feed(&router, CALLER, &inv);
+        advance(2000).await;
+        let up = first_lines(&sent_to(&rec, CALLER));
+        assert!(up.iter().any(|l| l.contains("180")), "{up:?}");
+        assert!(!up.iter().any(|l| l.contains("486")), "{up:?}");
+        assert_eq!(env.stats.get("onsend_drops"), Some(1));
     }
 }

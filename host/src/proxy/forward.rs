@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use thiserror::Error;
 
-use crate::kemi::Ctx;
+use crate::kemi::{Ctx, SendInfo};
 use crate::net::{Dest, Listener, Proto, SendError};
 use crate::sip::hdr::split_list;
 use crate::sip::uri::Scheme;
@@ -21,6 +21,9 @@ pub enum FwdError {
     BadUri(String),
     #[error("loop detected")]
     Loop,
+    /// The onsend route dropped the send.
+    #[error("dropped by the onsend route")]
+    Dropped,
     #[error(transparent)]
     Send(#[from] SendError),
 }
@@ -63,7 +66,7 @@ pub fn forward_request(ctx: &mut Ctx, uri: Option<&str>) -> Result<(), FwdError>
     if is_loop(ctx, &branch) {
         return Err(FwdError::Loop);
     }
-    let data = build_forwarded(ctx, &listener, &branch);
+    let data = Bytes::from(build_forwarded(ctx, &listener, &branch));
     let dest = Dest {
         proto,
         addr,
@@ -71,7 +74,21 @@ pub fn forward_request(ctx: &mut Ctx, uri: Option<&str>) -> Result<(), FwdError>
         no_connect: ctx.fwd_no_connect,
         close: ctx.fwd_close,
     };
-    match ctx.env.net.send(&dest, Bytes::from(data)) {
+    let snd = SendInfo {
+        proto,
+        to: addr,
+        from: listener.addr,
+        buf: data.clone(),
+    };
+    if !crate::engine::onsend(ctx, snd) {
+        // Kamailio's forward_request: E_ADM_PROHIBITED, no error reply of its own.
+        tracing::info!(
+            "request to {addr} ({}) dropped (onsend_route)",
+            proto.lower()
+        );
+        return Err(FwdError::Dropped);
+    }
+    match ctx.env.net.send(&dest, data) {
         Ok(()) => {
             Stats::inc(&ctx.env.stats.fwd_requests);
             Ok(())
@@ -145,6 +162,9 @@ pub enum ReplyFwdError {
     NotOurs,
     #[error("no second Via")]
     NoNextVia,
+    /// The onsend route dropped the send.
+    #[error("dropped by the onsend route")]
+    Dropped,
     #[error(transparent)]
     Send(#[from] SendError),
 }
@@ -197,8 +217,22 @@ pub fn forward_reply(ctx: &mut Ctx) -> Result<(), ReplyFwdError> {
         close: false,
     };
     fix_content_length(ctx, &mut lumps);
-    let data = lumps.apply(msg.buf());
-    match ctx.env.net.send(&dest, Bytes::from(data)) {
+    let data = Bytes::from(lumps.apply(msg.buf()));
+    // Kamailio runs the onsend route for forwarded replies too (with a KEMI engine,
+    // whatever `onsend_route_reply` says: core/onsend.h onsend_route_enabled).
+    if let Some(from) = ctx.env.net.listener_for(proto, dest.addr.is_ipv6()) {
+        let snd = SendInfo {
+            proto,
+            to: dest.addr,
+            from: from.addr,
+            buf: data.clone(),
+        };
+        if !crate::engine::onsend(ctx, snd) {
+            tracing::info!("reply to {} dropped (onsend_route)", dest.addr);
+            return Err(ReplyFwdError::Dropped);
+        }
+    }
+    match ctx.env.net.send(&dest, data) {
         Ok(()) => {
             Stats::inc(&ctx.env.stats.fwd_replies);
             Ok(())

@@ -1,21 +1,37 @@
 //! A minimal stateless forwarder: Max-Forwards, then forward to the `[routing] config`
 //! destination (a SIP URI set as `$du`), or to the Request-URI when the config is empty.
+//!
+//! With the word `onsend` in the config (alone or after the URI) it also has a trivial
+//! onsend route that reads `$snd(ip)` (the benchmarks measure what an onsend route costs;
+//! without it the plugin has none and kemibox never calls it).
 
 use std::sync::OnceLock;
 
 use kemibox_guest::{ksr, Plugin, Route};
 
 static DST: OnceLock<Option<String>> = OnceLock::new();
+static ONSEND: OnceLock<bool> = OnceLock::new();
 
 struct Forward;
 
 impl Plugin for Forward {
     fn init(config: &str) -> Result<(), String> {
-        let c = config.trim();
-        if !c.is_empty() && !c.starts_with("sip:") && !c.starts_with("sips:") {
-            return Err(format!("config must be empty or a SIP URI, not `{c}`"));
+        let mut dst = None;
+        let mut onsend = false;
+        for item in config.split_whitespace() {
+            if item == "onsend" {
+                onsend = true;
+            } else if dst.is_none() && (item.starts_with("sip:") || item.starts_with("sips:")) {
+                dst = Some(item.to_string());
+            } else {
+                return Err(format!(
+                    "config must be empty or a SIP URI (and/or `onsend`), not `{}`",
+                    config.trim()
+                ));
+            }
         }
-        let _ = DST.set((!c.is_empty()).then(|| c.to_string()));
+        let _ = DST.set(dst);
+        let _ = ONSEND.set(onsend);
         Ok(())
     }
 
@@ -31,6 +47,14 @@ impl Plugin for Forward {
             ksr::sl::sl_reply_error()?;
         }
         Ok(())
+    }
+
+    fn onsend_route() -> Option<Route> {
+        if !ONSEND.get().copied().unwrap_or(false) {
+            return None;
+        }
+        std::hint::black_box(ksr::pv::get("$snd(ip)"));
+        Some(Ok(()))
     }
 }
 

@@ -388,6 +388,11 @@ impl bindings::Guest for LuaPlugin {
     fn route(name: String) -> bool {
         run_route(&name)
     }
+
+    fn onsend_route() -> bool {
+        // False when the script defines no ksr_onsend_route: kemibox stops calling it.
+        run_route("ksr_onsend_route")
+    }
 }
 
 bindings::export!(LuaPlugin with_types_in bindings);

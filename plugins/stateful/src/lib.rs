@@ -3,15 +3,19 @@
 //! `ksr_failure_manage` to the URI named in an `X-Fallback` header; the branch route
 //! `ksr_branch_mark` adds `X-Branch: wasm` to every branch.
 //!
-//! Config `marker=NAME` (optional) names this deployment: relayed requests carry
-//! `X-Routing-Version: NAME` and requests the failure route relays carry
+//! Config, space-separated, all optional: `marker=NAME` names this deployment: relayed
+//! requests carry `X-Routing-Version: NAME` and requests the failure route relays carry
 //! `X-Failure-Version: NAME` (the hot-swap tests tell versions apart by it).
+//! `onsend_block=IP:PORT` adds an onsend route that logs every send
+//! (`onsend: PROTO IP:PORT proto=N`) and drops the sends to IP:PORT; without it the
+//! plugin has no onsend route.
 
 use std::sync::OnceLock;
 
 use kemibox_guest::{ksr, Plugin, Route};
 
 static MARKER: OnceLock<Option<String>> = OnceLock::new();
+static ONSEND_BLOCK: OnceLock<Option<String>> = OnceLock::new();
 
 const FAILURE: &str = "ksr_failure_manage";
 const BRANCH: &str = "ksr_branch_mark";
@@ -20,15 +24,21 @@ struct Stateful;
 
 impl Plugin for Stateful {
     fn init(config: &str) -> Result<(), String> {
-        let c = config.trim();
-        let marker = match c.strip_prefix("marker=") {
-            Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_graphic()) => {
-                Some(m.to_string())
+        let mut marker = None;
+        let mut block = None;
+        for item in config.split_whitespace() {
+            match item.split_once('=') {
+                Some(("marker", m)) if !m.is_empty() => marker = Some(m.to_string()),
+                Some(("onsend_block", b)) if !b.is_empty() => block = Some(b.to_string()),
+                _ => {
+                    return Err(format!(
+                        "config items are `marker=NAME` and `onsend_block=IP:PORT`, not `{item}`"
+                    ))
+                }
             }
-            _ if c.is_empty() => None,
-            _ => return Err(format!("config must be empty or `marker=NAME`, not `{c}`")),
-        };
+        }
         let _ = MARKER.set(marker);
+        let _ = ONSEND_BLOCK.set(block);
         Ok(())
     }
 
@@ -68,6 +78,26 @@ impl Plugin for Stateful {
             _ => None,
         }
     }
+
+    fn onsend_route() -> Option<Route> {
+        let block = ONSEND_BLOCK.get()?.as_deref()?;
+        Some(onsend(block))
+    }
+}
+
+/// Logs where the message goes; drops it when that is `block` (`IP:PORT`).
+fn onsend(block: &str) -> Route {
+    let pv = |n: &str| ksr::pv::get(n).unwrap_or_default();
+    let (ip, port) = (pv("$snd(ip)"), pv("$snd(port)"));
+    ksr::info(&format!(
+        "onsend: {} {ip}:{port} proto={}\n",
+        pv("$snd(sproto)"),
+        pv("$snd(proto)")
+    ))?;
+    if format!("{ip}:{port}") == block {
+        return ksr::x::drop();
+    }
+    Ok(())
 }
 
 /// On a busy or unreachable first target, try the one named in X-Fallback, if any.

@@ -323,6 +323,11 @@ thread_local! {
     static ACTIVE: RefCell<Vec<(Lua, Slot)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// True when a Lua route is running on this thread (a KEMI function of it is executing).
+pub fn in_route() -> bool {
+    ACTIVE.with(|a| !a.borrow().is_empty())
+}
+
 /// Runs route `name` on `ctx` in the Lua state that is currently executing a KEMI call on
 /// this thread (Kamailio runs a branch route from inside `t_relay`). `None` when no route
 /// is running here.

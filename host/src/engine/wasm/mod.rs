@@ -205,7 +205,17 @@ impl Plugin {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
         PluginWorld::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(err)?;
         let pre = linker.instantiate_pre(&component).map_err(err)?;
-        let pre = PluginPre::new(pre).map_err(err)?;
+        let pre = PluginPre::new(pre).map_err(|e| {
+            let mut m = format!("{e:#}");
+            if m.contains("no export `onsend-route`") {
+                // The one export added to the world since 0.1.0 plugins were first built.
+                m.push_str(" (built against an older wit/kemi.wit: rebuild the plugin)");
+            }
+            WasmError::Load {
+                path: path.display().to_string(),
+                err: m,
+            }
+        })?;
         let stop = Arc::new(AtomicBool::new(false));
         let (e2, s2) = (engine.clone(), stop.clone());
         std::thread::Builder::new()
@@ -447,6 +457,7 @@ impl Plugin {
                 crate::proxy::pipeline::REPLY_ROUTE => {
                     bindings.call_reply_route(&mut *store).await.map(|()| true)
                 }
+                super::ONSEND_ROUTE => bindings.call_onsend_route(&mut *store).await,
                 other => bindings.call_route(&mut *store, other).await,
             }
         });

@@ -310,7 +310,63 @@ fn a_plugin_reads_only_the_granted_environment() {
         hash: String::new(),
         loaded_at: std::time::SystemTime::now(),
         counters: Arc::default(),
+        onsend: std::sync::atomic::AtomicBool::new(true),
     }));
     assert_eq!(call(&mut ctx, "HOME"), Val::Str(String::new()));
     assert_eq!(call(&mut ctx, "PATH"), Val::Str(path));
+}
+
+/// The onsend-route export: a plugin without an onsend route answers false once and the
+/// version stops calling it; one with a route runs it nested (on another instance) for
+/// each send, in the per-message isolation too, with `$snd(..)` set.
+#[test]
+fn onsend_route_export_runs_per_send_or_is_switched_off() {
+    use std::sync::atomic::Ordering;
+    let (env, rec) = env();
+    let version = |p: &Arc<Plugin>| {
+        Arc::new(crate::engine::Version {
+            id: 1,
+            routing: crate::engine::Routing::Wasm(p.clone()),
+            source: crate::engine::Source {
+                engine: "wasm".into(),
+                path: plugin_wasm("forward"),
+                config: String::new(),
+            },
+            hash: String::new(),
+            loaded_at: std::time::SystemTime::now(),
+            counters: Arc::default(),
+            onsend: std::sync::atomic::AtomicBool::new(true),
+        })
+    };
+    let run = |p: &Arc<Plugin>, v: &Arc<crate::engine::Version>| {
+        let mut c = request(&env, "bob");
+        c.version = Some(v.clone());
+        let (_, out) = p.run(&env, c, RQ);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(sent(&rec).len(), 1);
+    };
+    let none = load("forward", "", Limits::default());
+    let v = version(&none);
+    run(&none, &v);
+    assert!(
+        !v.onsend.load(Ordering::Relaxed),
+        "switched off at the first send"
+    );
+    run(&none, &v);
+    assert_eq!(v.counters.calls.load(Ordering::Relaxed), 1, "asked once");
+    for limits in [
+        Limits::default(),
+        Limits {
+            per_message: true,
+            ..Default::default()
+        },
+    ] {
+        let with = load("forward", "onsend", limits);
+        let v = version(&with);
+        for _ in 0..3 {
+            run(&with, &v);
+        }
+        assert!(v.onsend.load(Ordering::Relaxed));
+        assert_eq!(v.counters.calls.load(Ordering::Relaxed), 3);
+    }
 }
