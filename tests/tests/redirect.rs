@@ -103,6 +103,13 @@ impl Client {
         out
     }
 
+    /// Sends `msg` and returns the first reply as it came (real tags: for an ACK).
+    fn first_raw(&self, msg: &str, what: &str) -> String {
+        let server: SocketAddr = format!("127.0.0.1:{}", self.port).parse().expect("addr");
+        self.sock.send_to(msg.as_bytes(), server).expect("send");
+        recv_text(&self.sock, Duration::from_secs(1)).unwrap_or_else(|| panic!("no {what}"))
+    }
+
     /// The reply without what differs between servers and runs: ports, To-tags, the
     /// Server header, the remaining expiry of bindings.
     fn norm(&self, text: &str) -> String {
@@ -186,8 +193,6 @@ fn ack_for(invite: &str, reply: &str) -> String {
 }
 
 /// Plays the scenario against the server on `port` and returns (step, replies) pairs.
-/// Raw replies (with real tags) are needed for the ACKs, so the INVITE steps read the
-/// socket themselves.
 fn scenario(port: u16) -> Vec<(&'static str, Vec<String>)> {
     let c = Client::new(port);
     let short = Duration::from_millis(400);
@@ -205,9 +210,7 @@ fn scenario(port: u16) -> Vec<(&'static str, Vec<String>)> {
     log.push(("invite a registered user", c.send(&invite, short)));
     log.push(("the retransmitted invite", c.send(&invite, short)));
     // The ACK needs the real To-tag of the 302.
-    let server: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    c.sock.send_to(invite.as_bytes(), server).expect("send");
-    let raw = recv_text(&c.sock, Duration::from_secs(1)).expect("302 again");
+    let raw = c.first_raw(&invite, "302 again");
     log.push((
         "ack to the stateful 302",
         c.send(&ack_for(&invite, &raw), short),
@@ -217,8 +220,7 @@ fn scenario(port: u16) -> Vec<(&'static str, Vec<String>)> {
         c.send(&request(&c, "MESSAGE", "alice", "msg1", 1, ""), short),
     ));
     let unknown = request(&c, "INVITE", "bob", "inv2", 1, "");
-    c.sock.send_to(unknown.as_bytes(), server).expect("send");
-    let raw = recv_text(&c.sock, Duration::from_secs(1)).expect("404");
+    let raw = c.first_raw(&unknown, "404");
     log.push(("invite an unknown user", vec![c.norm(&raw)]));
     log.push((
         "ack to the stateless 404",
