@@ -14,6 +14,8 @@ command -v dnsmasq >/dev/null || need_apt+=(dnsmasq-base)
 command -v kamailio >/dev/null || need_apt+=(kamailio)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so ]] || need_apt+=(kamailio-lua-modules)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so ]] || need_apt+=(kamailio-sqlite-modules)
+# app_python3: the differential test of Kamailio's basic Python script.
+[[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_python3.so ]] || need_apt+=(kamailio-python3-modules)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 # pip installs zig (below) for the Lua runtime plugin.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)

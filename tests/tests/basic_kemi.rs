@@ -916,7 +916,11 @@ fn answers_like_kamailio(engine: Engine) {
             // Kamailio drops the first slash of the path.
             format!("DBURL=\"sqlite:///{}\"", db.display()),
             "-A".into(),
-            format!("LUA_SCRIPT=\"{}\"", script.display()),
+            match engine {
+                // The same Python script on Kamailio's app_python3.
+                Engine::Python => format!("PY_SCRIPT=\"{PYTHON_SCRIPT}\""),
+                _ => format!("LUA_SCRIPT=\"{}\"", script.display()),
+            },
             "-l".into(),
             format!("udp:127.0.0.1:{kport}"),
         ],
@@ -1192,10 +1196,15 @@ fn python_config(cfg: &str) -> String {
 
 const PYTHON_SCRIPT: &str = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-python.py";
 
-/// sipp registers and calls through Kamailio's Python script as a wasm plugin. (The
-/// 33-step scenario is not compared for it: it is played against Kamailio running the
-/// Lua script, and the Python script differs from that one on purpose in places, e.g.
-/// `force_rport` after the initial checks and "200 Processed" to scanners.)
+/// The scenario with Kamailio's Python script: on Kamailio's app_python3 and as a wasm
+/// plugin on kemibox (the script differs from the Lua one in places: `force_rport` after
+/// the initial checks, "200 Processed" to scanners).
+#[test]
+fn the_basic_python_script_answers_like_kamailio() {
+    answers_like_kamailio(Engine::Python);
+}
+
+/// sipp registers and calls through Kamailio's Python script as a wasm plugin.
 #[test]
 fn sipp_calls_a_registered_user_through_the_basic_python_script() {
     sipp_calls_a_registered_user(Engine::Python);
