@@ -335,6 +335,8 @@ fn build_py_in(
         .arg(&tmp)
         // Only the app directory: no virtualenv's site-packages in the component.
         .env_remove("VIRTUAL_ENV")
+        // A failing script shows its Python error, not componentize-py's Rust backtrace.
+        .env("RUST_BACKTRACE", "0")
         .current_dir(work)
         .output()
         .context("running componentize-py")?;

@@ -20,6 +20,7 @@ as the app (class `WitWorld`).
   traps: kemibox answers the request with its error reply (500).
 """
 
+import gc
 import os
 import sys
 import traceback
@@ -209,7 +210,37 @@ def _function(index, info):
 
 
 class _Module(type(sys)):
-    """A KSR sub-module (`KSR.tm`)."""
+    """A module object (the script's, and `KSR.x`)."""
+
+
+# The export list (`kemi.exports()`), read once by `init`.
+_exports = []
+
+
+def _lazy(module, names):
+    """`__getattr__` of a KSR (sub-)module: makes the function of export `name` on its
+    first use and keeps it in the module (most scripts touch few of the ~300 exports;
+    making them all cost ~1 ms per instance)."""
+
+    def getattr_(name):
+        index = names.get(name)
+        if index is None:
+            raise AttributeError("module %r has no attribute %r" % (module.__name__, name))
+        f = _function(index, _exports[index])
+        module.__dict__[name] = f
+        return f
+
+    return getattr_
+
+
+class _KsrModule(type(sys)):
+    """A KSR sub-module (`KSR.tm`): only loaded modules exist; their functions are
+    made on first use."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.__dict__["_kemibox_getattr"](name)
 
 
 def _exit():
@@ -224,29 +255,29 @@ def _modf(*args):
 
 
 def _build_ksr():
-    global _err_index, _dbg_index
+    global _err_index, _dbg_index, _exports
+    _exports = kemi.exports()
+    by_module = {}
+    for index, info in enumerate(_exports):
+        names = by_module.get(info.module)
+        if names is None:
+            names = by_module[info.module] = {}
+        names[info.name] = index
     ksr = KSR.__dict__
-    modules = {}
-    for index, info in enumerate(kemi.exports()):
-        f = _function(index, info)
-        if not info.module:
-            ksr[info.name] = f
-            if info.name == "err":
-                _err_index = index
-            elif info.name == "dbg":
-                _dbg_index = index
-        else:
-            m = modules.get(info.module)
-            if m is None:
-                m = _Module("KSR." + info.module)
-                modules[info.module] = m
-                ksr[info.module] = m
-            setattr(m, info.name, f)
+    core = by_module.pop("", {})
+    ksr["__getattr__"] = _lazy(KSR, core)
+    _err_index = core.get("err", -1)
+    _dbg_index = core.get("dbg", -1)
+    for name, names in by_module.items():
+        m = _KsrModule("KSR." + name)
+        m.__dict__["_kemibox_getattr"] = _lazy(m, names)
+        ksr[name] = m
     # app_python3's KSR.x: `modf` (here only a logged failure); exit and drop end the
     # route by raising SystemExit, Kamailio's way out of a Python route.
-    x = modules.get("x")
+    x = ksr.get("x")
     if x is None:
-        x = _Module("KSR.x")
+        x = _KsrModule("KSR.x")
+        x.__dict__["_kemibox_getattr"] = _lazy(x, {})
         ksr["x"] = x
     host_drop = getattr(x, "drop", None)
 
@@ -259,7 +290,7 @@ def _build_ksr():
     x.exit = _exit
     x.drop = _drop
     x.modf = _modf
-    if "route" not in ksr:
+    if "route" not in core:
         ksr["route"] = _ksr_route
     ksr["__version__"] = 1003
 
@@ -371,6 +402,12 @@ def _load_script():
 
 
 _script = _load_script()
+
+# Everything made so far (the interpreter, the stdlib modules, the script) lives in the
+# snapshot every instance starts from, mapped copy-on-write: out of the collector's
+# reach, a collection never walks (and so never faults in) those pages.
+gc.collect()
+gc.freeze()
 
 
 class WitWorld(wit_world.WitWorld):
