@@ -148,6 +148,35 @@ def _c_int(v):
     return ((v + 0x80000000) & 0xFFFFFFFF) - 0x80000000
 
 
+def _args(args, params, full):
+    """The arguments of a call as KEMI values, checked as app_python3 does
+    (sr_apy_kemi_exec_func_ex); None (logged) when they do not fit."""
+    argc = len(args)
+    vals = []
+    for i, is_int in enumerate(params):
+        if i >= argc:
+            _log_err(
+                "invalid number of parameters - func: %s idx: %d argc: %d\n" % (full, i, argc)
+            )
+            return None
+        a = args[i]
+        if is_int:
+            if a is True:
+                a = 1
+            elif a is False:
+                a = 0
+            elif not isinstance(a, int):
+                _log_err("non-number parameter - func: %s idx: %d argc: %d\n" % (full, i, argc))
+                return None
+            vals.append(Value_Int(_c_int(a)))
+        else:
+            if not isinstance(a, str):
+                _log_err("non-string parameter - func: %s idx: %d argc: %d\n" % (full, i, argc))
+                return None
+            vals.append(Value_Str(a))
+    return vals
+
+
 def _function(index, info):
     """`KSR[.module].name`: converts its arguments as app_python3 does
     (sr_apy_kemi_exec_func_ex) and calls export `index`."""
@@ -166,39 +195,42 @@ def _function(index, info):
             except Err as e:
                 return _call_failed(e, full, [])
 
+    elif n == 1 and not params[0]:
+        # One str (the most common shape): the exact type checked inline.
+
+        def f(*args):
+            if args and type(args[0]) is str:
+                vals = [Value_Str(args[0])]
+            else:
+                vals = _args(args, params, full)
+                if vals is None:
+                    return False
+            try:
+                return conv(call(index, vals))
+            except Err as e:
+                return _call_failed(e, full, vals)
+
+    elif n == 1:
+        # One int.
+
+        def f(*args):
+            if args and type(args[0]) is int and -0x80000000 <= args[0] <= 0x7FFFFFFF:
+                vals = [Value_Int(args[0])]
+            else:
+                vals = _args(args, params, full)
+                if vals is None:
+                    return False
+            try:
+                return conv(call(index, vals))
+            except Err as e:
+                return _call_failed(e, full, vals)
+
     else:
 
         def f(*args):
-            argc = len(args)
-            vals = []
-            for i in range(n):
-                if i >= argc:
-                    _log_err(
-                        "invalid number of parameters - func: %s idx: %d argc: %d\n"
-                        % (full, i, argc)
-                    )
-                    return False
-                a = args[i]
-                if params[i]:
-                    if a is True:
-                        a = 1
-                    elif a is False:
-                        a = 0
-                    elif type(a) is not int and not isinstance(a, int):
-                        _log_err(
-                            "non-number parameter - func: %s idx: %d argc: %d\n"
-                            % (full, i, argc)
-                        )
-                        return False
-                    vals.append(Value_Int(_c_int(a)))
-                else:
-                    if type(a) is not str and not isinstance(a, str):
-                        _log_err(
-                            "non-string parameter - func: %s idx: %d argc: %d\n"
-                            % (full, i, argc)
-                        )
-                        return False
-                    vals.append(Value_Str(a))
+            vals = _args(args, params, full)
+            if vals is None:
+                return False
             try:
                 return conv(call(index, vals))
             except Err as e:
@@ -210,7 +242,7 @@ def _function(index, info):
 
 
 class _Module(type(sys)):
-    """A module object (the script's, and `KSR.x`)."""
+    """A module object (the script, the KSR sub-modules)."""
 
 
 # The export list (`kemi.exports()`), read once by `init`.
@@ -233,14 +265,12 @@ def _lazy(module, names):
     return getattr_
 
 
-class _KsrModule(type(sys)):
-    """A KSR sub-module (`KSR.tm`): only loaded modules exist; their functions are
-    made on first use."""
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self.__dict__["_kemibox_getattr"](name)
+def _ksr_module(name, names):
+    """A KSR sub-module (`KSR.tm`): only loaded modules exist; their functions are made
+    on first use (a module `__getattr__`, PEP 562: reads of what exists stay fast)."""
+    m = _Module("KSR." + name)
+    m.__dict__["__getattr__"] = _lazy(m, names)
+    return m
 
 
 def _exit():
@@ -269,16 +299,12 @@ def _build_ksr():
     _err_index = core.get("err", -1)
     _dbg_index = core.get("dbg", -1)
     for name, names in by_module.items():
-        m = _KsrModule("KSR." + name)
-        m.__dict__["_kemibox_getattr"] = _lazy(m, names)
-        ksr[name] = m
+        ksr[name] = _ksr_module(name, names)
     # app_python3's KSR.x: `modf` (here only a logged failure); exit and drop end the
     # route by raising SystemExit, Kamailio's way out of a Python route.
     x = ksr.get("x")
     if x is None:
-        x = _KsrModule("KSR.x")
-        x.__dict__["_kemibox_getattr"] = _lazy(x, {})
-        ksr["x"] = x
+        x = ksr["x"] = _ksr_module("x", {})
     host_drop = getattr(x, "drop", None)
 
     def _drop():
