@@ -43,12 +43,8 @@ from componentize_py_types import Err
 # The `[routing] config` string of the kemibox configuration (set by `init`).
 config = ""
 
-# SR_KEMI_PARAMS_MAX
-_PARAMS_MAX = 6
-
-# Registry indexes of the core log functions the runtime itself uses (found by `init`).
+# Registry index of `KSR.err`, which the runtime logs with (found by `init`).
 _err_index = -1
-_dbg_index = -1
 
 
 class KemiExit(SystemExit):
@@ -285,7 +281,7 @@ def _modf(*args):
 
 
 def _build_ksr():
-    global _err_index, _dbg_index, _exports
+    global _err_index, _exports
     _exports = kemi.exports()
     by_module = {}
     for index, info in enumerate(_exports):
@@ -297,7 +293,6 @@ def _build_ksr():
     core = by_module.pop("", {})
     ksr["__getattr__"] = _lazy(KSR, core)
     _err_index = core.get("err", -1)
-    _dbg_index = core.get("dbg", -1)
     for name, names in by_module.items():
         ksr[name] = _ksr_module(name, names)
     # app_python3's KSR.x: `modf` (here only a logged failure); exit and drop end the
