@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # Kamailio's basic KEMI script on kemibox: kamailio-basic-kemi-lua.lua on mlua vs
-# kamailio-basic-kemi-jsdt.js built into a wasm plugin (kemibox plugin build), both
-# unmodified, with examples/basic-kemi/kemibox.toml (the JS run adds nathelper and
-# permissions, which the JS script calls without testing for them; usrloc in memory).
+# kamailio-basic-kemi-jsdt.js (LANG js, the default) or kamailio-basic-kemi-python.py
+# (LANG py) built into a wasm plugin (kemibox plugin build), all unmodified, with
+# examples/basic-kemi/kemibox.toml (the JS/Python run adds nathelper and permissions,
+# which those scripts call without testing for them; usrloc in memory).
 # Load: sipp registering alice with digest auth (tests/sipp/register-auth.xml: REGISTER
 # -> 401, REGISTER with credentials -> 200) at RATE registrations/s for SECONDS,
-# interleaved lua js lua js ... CPU = utime+stime of the kemibox process from the sipp
+# interleaved lua js lua js ... (or lua py ...). CPU = utime+stime of the kemibox process from the sipp
 # start to 2 s after it ends, per registration (two requests through the script).
-# Usage: bench/basic-js-vs-lua.sh [PAIRS] [RATE] [SECONDS]
+# Usage: bench/basic-js-vs-lua.sh [PAIRS] [RATE] [SECONDS] [LANG]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-pairs=${1:-3}; rate=${2:-500}; secs=${3:-10}
+pairs=${1:-3}; rate=${2:-500}; secs=${3:-10}; lang=${4:-js}
 port=${PORT:-5260}   # not 5060: the shared harness uses it
 T=${CARGO_TARGET_DIR:-$root/target}
 cargo build --release -p kemibox
 kb=$T/release/kemibox
 out=$(mktemp -d /tmp/kemibox-basic-bench.XXXXXX)
 trap 'rm -rf "$out"' EXIT
-jsdt=/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js
-"$kb" plugin build "$jsdt" -o "$out/basic-jsdt.wasm" >/dev/null
+case $lang in
+  js) src=/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js ;;
+  py) src=/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-python.py ;;
+  *) echo "LANG: js or py" >&2; exit 2 ;;
+esac
+"$kb" plugin build "$src" -o "$out/basic-$lang.wasm" >/dev/null
 examples/basic-kemi/create-db.sh "$out/kamailio.sqlite" alice:alice123 bob:bob123 >/dev/null
 common() {
   sed -e "s#\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"#\"udp:127.0.0.1:$port\"#" \
@@ -30,8 +35,8 @@ common() {
 common > "$out/lua.toml"
 common | sed -e 's#"pike", "acc"\]#"pike", "acc", "nathelper", "permissions"]#' \
   -e 's#^engine = "lua"#engine = "wasm"#' \
-  -e "s#^script = .*#plugin = \"$out/basic-jsdt.wasm\"\ncache_dir = \"$out/cache\"#" > "$out/js.toml"
-"$kb" check -c "$out/js.toml" >/dev/null 2>&1   # compile the component into the cache
+  -e "s#^script = .*#plugin = \"$out/basic-$lang.wasm\"\ncache_dir = \"$out/cache\"#" > "$out/$lang.toml"
+"$kb" check -c "$out/$lang.toml" >/dev/null 2>&1   # compile the component into the cache
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {
   local name=$1
@@ -52,4 +57,4 @@ run() {
   awk -v n="$name" -v c="$((c1 - c0))" -v hz="$hz" -v ok="$ok" -v f="$failed" \
     'BEGIN { printf "%-4s %8.1f CPU-us/registration  (%s ok, %s failed)\n", n, c * 1e6 / hz / (ok > 0 ? ok : 1), ok, f }'
 }
-for _ in $(seq "$pairs"); do run lua; run js; done
+for _ in $(seq "$pairs"); do run lua; run "$lang"; done

@@ -14,6 +14,8 @@ command -v dnsmasq >/dev/null || need_apt+=(dnsmasq-base)
 command -v kamailio >/dev/null || need_apt+=(kamailio)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so ]] || need_apt+=(kamailio-lua-modules)
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so ]] || need_apt+=(kamailio-sqlite-modules)
+# app_python3: the differential test of Kamailio's basic Python script.
+[[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_python3.so ]] || need_apt+=(kamailio-python3-modules)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 # pip installs zig (below) for the Lua runtime plugin.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
@@ -44,6 +46,15 @@ if [[ "$("$ZIG_DIR/ziglang/zig" version 2>/dev/null || true)" != "$ZIG_VERSION" 
   python3 -m pip install -q --disable-pip-version-check --target "$ZIG_DIR" "ziglang==$ZIG_VERSION" ||
     python3 -m pip install -q --disable-pip-version-check --break-system-packages --target "$ZIG_DIR" "ziglang==$ZIG_VERSION"
   "$ZIG_DIR/ziglang/zig" version
+fi
+# Python plugins (plugins/python): componentize-py, pinned (kemibox plugin build refuses
+# another version), in its own directory beside zig (KEMIBOX_COMPONENTIZE_PY moves it).
+CPY_VERSION=0.25.1
+CPY_DIR=${KEMIBOX_COMPONENTIZE_PY:-$ZIG_DIR/componentize-py}
+if [[ "$(PYTHONPATH="$CPY_DIR" python3 -c 'import sys; from componentize_py import script; sys.argv[0] = "componentize-py"; sys.argv.append("--version"); script()' 2>/dev/null || true)" != *" $CPY_VERSION"* ]]; then
+  rm -rf "$CPY_DIR"
+  python3 -m pip install -q --disable-pip-version-check --target "$CPY_DIR" "componentize-py==$CPY_VERSION" ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages --target "$CPY_DIR" "componentize-py==$CPY_VERSION"
 fi
 # The JS runtime: componentize-js at the version pinned in plugins/js/package-lock.json.
 # `npm ci` fills npm's cache too, so a later run works offline.

@@ -45,4 +45,11 @@ for js in examples/js/stateless.js examples/js/stateful.js tests/js/semantics.js
     /usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js; do
   "$kemibox" plugin build "$js" -o "plugins/js/build/$(basename "$js" .js).wasm"
 done
+# The Python plugins, likewise (tests/tests/python_plugins.rs and basic_kemi.rs reuse an
+# output newer than its script, plugins/python/*.py and the WIT).
+mkdir -p plugins/python/build
+for py in examples/python/stateless.py examples/python/stateful.py tests/python/semantics.py \
+    /usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-python.py; do
+  "$kemibox" plugin build "$py" -o "plugins/python/build/$(basename "$py" .py).wasm"
+done
 cargo test --workspace

@@ -11,12 +11,16 @@
 //! The same logic in JavaScript (`JS`, built with `kemibox plugin build`: componentize-js
 //! and the KSR shim of `plugins/js`) runs as a wasm component too.
 //!
+//! And in Python (`PY`, Kamailio app_python3 style, built with `kemibox plugin build`:
+//! componentize-py and the runtime of `plugins/python`).
+//!
 //! The `onsend` group measures the onsend route (issue 4) on each engine: the message
 //! carries its routing version, as in the server, which has no onsend route (one flag read
 //! per send) or a trivial one reading `$snd(ip)`.
 //!
 //! Run with `cargo bench -p kemibox --bench engines` (builds `plugins/` for wasm32-wasip2,
-//! and the JS plugin with plugins/js/node_modules: `npm ci` there first).
+//! the JS plugin with plugins/js/node_modules: `npm ci` there first, and the Python
+//! plugin with componentize-py: `scripts/setup.sh` installs it).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -69,6 +73,20 @@ const JS: &str = "function ksr_request_route() {\n\
   if (KSR.maxfwd.process_maxfwd(10) < 0) { KSR.sl.sl_send_reply(483, 'Too Many Hops'); KSR.x.exit(); }\n\
   if (KSR.forward() < 0) { KSR.sl.sl_reply_error(); }\n\
 }\n";
+
+const PY: &str = r#"import KSR
+
+def mod_init():
+    return R()
+
+class R:
+    def ksr_request_route(self, msg):
+        if KSR.maxfwd.process_maxfwd(10) < 0:
+            KSR.sl.sl_send_reply(483, 'Too Many Hops')
+            KSR.x.exit()
+        if KSR.forward() < 0:
+            KSR.sl.sl_reply_error()
+"#;
 
 const MSG: &str = "OPTIONS sip:bob@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
 Max-Forwards: 70\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
@@ -288,6 +306,48 @@ fn engines(c: &mut Criterion) {
     });
     g.bench_function("wasm js fresh instance+init", |b| {
         b.iter(|| black_box(js.instantiate(&env).expect("instance")))
+    });
+
+    // The same logic in Python (componentize-py), compiled with and without the cache.
+    let py_script = dir.join("fwd.py");
+    std::fs::write(&py_script, PY).expect("write");
+    let py_wasm = dir.join("fwd-py.wasm");
+    let t = std::time::Instant::now();
+    kemibox::plugin_build::build_py(&py_script, &py_wasm, None)
+        .expect("Python plugin (scripts/setup.sh installs componentize-py)");
+    let build = t.elapsed();
+    let size = std::fs::metadata(&py_wasm).map(|m| m.len()).unwrap_or(0);
+    let t = std::time::Instant::now();
+    let py = Arc::new(
+        Plugin::load_cached(&py_wasm, "", Default::default(), Some(&cache)).expect("Python plugin"),
+    );
+    let compile = t.elapsed();
+    let t = std::time::Instant::now();
+    drop(
+        Plugin::load_cached(&py_wasm, "", Default::default(), Some(&cache)).expect("Python plugin"),
+    );
+    let cached = t.elapsed();
+    let t = std::time::Instant::now();
+    let first = py.instantiate(&env).expect("Python instance");
+    let instantiate = t.elapsed();
+    drop(first);
+    let t = std::time::Instant::now();
+    let (_, o) = py.run(&env, ctx(&env), rq);
+    assert_eq!(o, Outcome::Done);
+    let first_call = t.elapsed();
+    println!(
+        "Python plugin: {size} bytes, build {build:?}, compile {compile:?}, load from the \
+         cache {cached:?}, first instance+init {instantiate:?}, first route call \
+         (instance+init+route) {first_call:?}"
+    );
+    g.bench_function("wasm python warm", |b| {
+        b.iter(|| {
+            let (_, o) = py.run(&env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    g.bench_function("wasm python fresh instance+init", |b| {
+        b.iter(|| black_box(py.instantiate(&env).expect("instance")))
     });
     g.finish();
 

@@ -1,4 +1,4 @@
-//! `kemibox run -c FILE` / `kemibox check -c FILE` / `kemibox plugin build script.js -o out.wasm`.
+//! `kemibox run -c FILE` / `kemibox check -c FILE` / `kemibox plugin build script.js|.py -o out.wasm`.
 
 use std::path::PathBuf;
 
@@ -41,15 +41,19 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum PluginCmd {
-    /// Build a wasm routing plugin from a Kamailio KEMI JavaScript script (app_jsdt
-    /// style: `ksr_request_route()` and the routes it names), with componentize-js.
+    /// Build a wasm routing plugin from a Kamailio KEMI script: JavaScript (`.js`,
+    /// app_jsdt style: `ksr_request_route()` and the routes it names) with
+    /// componentize-js, or Python (`.py`, app_python3 style: `mod_init()` returns the
+    /// object whose methods are the routes) with componentize-py.
     Build {
-        /// The JavaScript routing script.
+        /// The routing script (`.js` or `.py`).
         script: PathBuf,
         /// The component to write.
         #[arg(short, long)]
         out: PathBuf,
-        /// The JS runtime directory (`plugins/js`, with its `node_modules`).
+        /// JS: the runtime directory (`plugins/js`, with its `node_modules`). Python:
+        /// the directory componentize-py is installed in
+        /// (default `/opt/kemibox-tools/componentize-py`).
         #[arg(long)]
         runtime: Option<PathBuf>,
         /// Compile the JS ahead of time (componentize-js `--aot`, weval).
@@ -90,7 +94,7 @@ fn main() -> anyhow::Result<()> {
                 node: None,
                 aot,
             };
-            kemibox::plugin_build::build_js(&script, &out, &opts)?;
+            kemibox::plugin_build::build(&script, &out, &opts)?;
             println!("{}", out.display());
             Ok(())
         }

@@ -567,25 +567,6 @@ pub fn js_cache_dir() -> PathBuf {
     repo_root().join("plugins/js/build/cache")
 }
 
-/// Compiles the plugin of `cfg` into its cache with `kemibox check` (a JS component takes
-/// longer to compile than `Kemibox::start` waits), checking that its `init` runs.
-pub fn precompile(cfg: &str) {
-    let dir = scratch_dir("precompile");
-    let path = dir.join("check.toml");
-    std::fs::write(&path, cfg.replace("CONTROL", "127.0.0.1:1")).expect("write config");
-    let out = run_bounded(
-        Command::new(kemibox_bin()).args(["check", "-c"]).arg(&path),
-        Duration::from_secs(600),
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "kemibox check failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 pub fn js_plugin(script: &Path) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
@@ -631,4 +612,72 @@ pub fn js_plugin(script: &Path) -> PathBuf {
         String::from_utf8_lossy(&o.stderr)
     );
     out
+}
+
+/// Builds the Python plugin of `script` with `kemibox plugin build` (componentize-py from
+/// `/opt/kemibox-tools/componentize-py`), as `plugins/python/build/<stem>.wasm`; an output
+/// newer than the script, the runtime (`plugins/python/*.py`) and the WIT is reused
+/// (`scripts/test.sh` builds them once per run). Panics when the build fails.
+pub fn py_plugin(script: &Path) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let root = repo_root();
+    let stem = script
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .expect("script file name");
+    let out = root
+        .join("plugins/python/build")
+        .join(format!("{stem}.wasm"));
+    let mtime = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let inputs = [
+        script.to_path_buf(),
+        root.join("plugins/python/kemibox.py"),
+        root.join("plugins/python/KSR.py"),
+        root.join("wit/kemi.wit"),
+    ];
+    let newest = inputs.iter().map(|p| mtime(p)).max().expect("inputs");
+    if out.is_file() && mtime(&out) >= newest {
+        return out;
+    }
+    let o = run_bounded(
+        Command::new(kemibox_bin())
+            .args(["plugin", "build"])
+            .arg(script)
+            .arg("-o")
+            .arg(&out),
+        Duration::from_secs(300),
+    );
+    assert!(
+        o.status.success() && out.is_file(),
+        "kemibox plugin build {} failed (scripts/setup.sh installs componentize-py):\n{}{}",
+        script.display(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Compiles the wasm plugin of `cfg` into its `cache_dir` with `kemibox check` (a
+/// JavaScript or Python component takes longer to compile than `Kemibox::start` waits),
+/// checking that its `init` runs. `CONTROL` in `cfg` is replaced by an unused address.
+pub fn precompile(cfg: &str) {
+    let dir = scratch_dir("wasm-check");
+    let path = dir.join("check.toml");
+    std::fs::write(&path, cfg.replace("CONTROL", "127.0.0.1:1")).expect("write config");
+    let out = run_bounded(
+        Command::new(kemibox_bin()).args(["check", "-c"]).arg(&path),
+        Duration::from_secs(600),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "kemibox check failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,0 +1,496 @@
+"""kemibox's Python runtime: Kamailio app_python3 scripts as routing plugins.
+
+`kemibox plugin build script.py -o out.wasm` writes this module, `KSR.py` and
+`kemibox_script.py` (the script's name and text) into a build directory and has
+componentize-py make a component of the world `plugin` of `wit/kemi.wit` with this module
+as the app (class `WitWorld`).
+
+- Build time (componentize-py runs the app's top level, then snapshots the interpreter):
+  the script is compiled and run as a module named after its file, as app_python3 imports
+  it. `KSR` exists but is empty: imports cannot be called while building.
+- `init(config)`: `KSR` is filled from the export list of the generic interface `kemi`,
+  then the script's `mod_init()` gives the object whose methods are the routes, and its
+  `child_init(rank)` runs when it has one.
+- Routes: `request-route` runs `ksr_request_route(msg)`, `reply-route`
+  `ksr_reply_route(msg)` if defined, `route(name)` the method `name` (failure, branch and
+  onreply routes named at run time). Their return values are ignored, as app_python3
+  does (the script's own -255 convention ends a route by returning from it).
+  `SystemExit` (`sys.exit()`, `exit()`, and `KSR.x.exit()`/`KSR.x.drop()` here) ends a
+  route normally. Any other exception is logged with its traceback and the component
+  traps: kemibox answers the request with its error reply (500).
+"""
+
+import gc
+import os
+import sys
+import traceback
+import linecache
+
+import KSR
+import kemibox_script
+import wit_world
+from wit_world.imports import kemi
+from wit_world.imports.types import (
+    Value_None_,
+    Value_Bool,
+    Value_Int,
+    Value_Str,
+    CallError_Exit,
+    CallError_Drop,
+)
+from componentize_py_types import Err
+
+# The `[routing] config` string of the kemibox configuration (set by `init`).
+config = ""
+
+# Registry index of `KSR.err`, which the runtime logs with (found by `init`).
+_err_index = -1
+
+
+class KemiExit(SystemExit):
+    """Raised by `KSR.x.exit()`, `KSR.x.drop()` and by a KEMI call the host ended with
+    exit or drop: ends the route (a `SystemExit`, as app_python3's `sys.exit()`)."""
+
+
+def _log(index, text):
+    """Logs through a KEMI log function; to stderr (the server's log, target `wasm`)
+    outside a route, where KEMI calls do not run."""
+    if index >= 0:
+        try:
+            kemi.call(index, [Value_Str(text)])
+            return
+        except Err:
+            pass
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def _log_err(text):
+    _log(_err_index, text)
+
+
+def _call_failed(e, full, vals):
+    """A call the host answered with a call-error: exit and drop end the route, a
+    mismatch is logged and answers False (app_python3's answer to bad parameters)."""
+    v = e.value
+    if isinstance(v, (CallError_Exit, CallError_Drop)):
+        raise KemiExit()
+    reason = getattr(v, "value", "")
+    if full in _OUTSIDE_OK and "outside a route" in reason:
+        # mod_init, child_init: Kamailio logs them (with a faked message).
+        _log(-1, vals[-1].value if vals else "")
+        return 0
+    _log_err("%s: %s\n" % (full, reason))
+    return False
+
+
+# Log functions: outside a route (mod_init, child_init) their text goes to stderr.
+_OUTSIDE_OK = {
+    "KSR.dbg",
+    "KSR.info",
+    "KSR.notice",
+    "KSR.warn",
+    "KSR.err",
+    "KSR.crit",
+    "KSR.log",
+}
+
+
+def _result(ret):
+    """The conversion of a call's value to Python, as app_python3 returns it
+    (sr_kemi_apy_return_xval / _int)."""
+    if ret == kemi.ReturnType.BOOL:
+
+        def conv(v):
+            t = type(v)
+            if t is Value_Bool:
+                return v.value
+            if t is Value_Int:
+                return v.value > 0
+            return t is Value_Str
+
+    elif ret == kemi.ReturnType.XVAL:
+
+        def conv(v):
+            t = type(v)
+            if t is Value_None_:
+                return None
+            if t is Value_Bool:
+                return v.value
+            return v.value
+
+    else:
+
+        def conv(v):
+            t = type(v)
+            if t is Value_Int or t is Value_Str:
+                return v.value
+            if t is Value_Bool:
+                return 1 if v.value else -1
+            return 0
+
+    return conv
+
+
+def _c_int(v):
+    """PyLong_AsLong, then the cast to a C int of an `int` parameter."""
+    if -0x80000000 <= v <= 0x7FFFFFFF:
+        return v
+    if not -(1 << 63) <= v < (1 << 63):
+        raise OverflowError("Python int too large to convert to C long")
+    return ((v + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+
+
+def _args(args, params, full):
+    """The arguments of a call as KEMI values, checked as app_python3 does
+    (sr_apy_kemi_exec_func_ex); None (logged) when they do not fit."""
+    argc = len(args)
+    vals = []
+    for i, is_int in enumerate(params):
+        if i >= argc:
+            _log_err(
+                "invalid number of parameters - func: %s idx: %d argc: %d\n" % (full, i, argc)
+            )
+            return None
+        a = args[i]
+        if is_int:
+            if a is True:
+                a = 1
+            elif a is False:
+                a = 0
+            elif not isinstance(a, int):
+                _log_err("non-number parameter - func: %s idx: %d argc: %d\n" % (full, i, argc))
+                return None
+            vals.append(Value_Int(_c_int(a)))
+        else:
+            if not isinstance(a, str):
+                _log_err("non-string parameter - func: %s idx: %d argc: %d\n" % (full, i, argc))
+                return None
+            vals.append(Value_Str(a))
+    return vals
+
+
+def _function(index, info):
+    """`KSR[.module].name`: converts its arguments as app_python3 does
+    (sr_apy_kemi_exec_func_ex) and calls export `index`."""
+    name = info.name
+    full = "KSR.%s.%s" % (info.module, name) if info.module else "KSR." + name
+    params = [p == kemi.ParamType.INT for p in info.params]  # True: int, False: str
+    n = len(params)
+    conv = _result(info.ret)
+    call = kemi.call
+
+    if n == 0:
+
+        def f(*args):
+            try:
+                return conv(call(index, []))
+            except Err as e:
+                return _call_failed(e, full, [])
+
+    elif n == 1 and not params[0]:
+        # One str (the most common shape): the exact type checked inline.
+
+        def f(*args):
+            if args and type(args[0]) is str:
+                vals = [Value_Str(args[0])]
+            else:
+                vals = _args(args, params, full)
+                if vals is None:
+                    return False
+            try:
+                return conv(call(index, vals))
+            except Err as e:
+                return _call_failed(e, full, vals)
+
+    elif n == 1:
+        # One int.
+
+        def f(*args):
+            if args and type(args[0]) is int and -0x80000000 <= args[0] <= 0x7FFFFFFF:
+                vals = [Value_Int(args[0])]
+            else:
+                vals = _args(args, params, full)
+                if vals is None:
+                    return False
+            try:
+                return conv(call(index, vals))
+            except Err as e:
+                return _call_failed(e, full, vals)
+
+    else:
+
+        def f(*args):
+            vals = _args(args, params, full)
+            if vals is None:
+                return False
+            try:
+                return conv(call(index, vals))
+            except Err as e:
+                return _call_failed(e, full, vals)
+
+    f.__name__ = name
+    f.__qualname__ = full
+    return f
+
+
+class _Module(type(sys)):
+    """A module object (the script, the KSR sub-modules)."""
+
+
+# The export list (`kemi.exports()`), read once by `init`.
+_exports = []
+
+
+def _lazy(module, names):
+    """`__getattr__` of a KSR (sub-)module: makes the function of export `name` on its
+    first use and keeps it in the module (most scripts touch few of the ~300 exports;
+    making them all cost ~1 ms per instance)."""
+
+    def getattr_(name):
+        index = names.get(name)
+        if index is None:
+            raise AttributeError("module %r has no attribute %r" % (module.__name__, name))
+        f = _function(index, _exports[index])
+        module.__dict__[name] = f
+        return f
+
+    return getattr_
+
+
+def _ksr_module(name, names):
+    """A KSR sub-module (`KSR.tm`): only loaded modules exist; their functions are made
+    on first use (a module `__getattr__`, PEP 562: reads of what exists stay fast)."""
+    m = _Module("KSR." + name)
+    m.__dict__["__getattr__"] = _lazy(m, names)
+    return m
+
+
+def _exit():
+    """`KSR.x.exit()`: ends the route."""
+    raise KemiExit()
+
+
+def _modf(*args):
+    """`KSR.x.modf(...)`: cfg-script module functions; not in kemibox."""
+    _log_err("KSR.x.modf is not supported: there are no cfg module functions\n")
+    return False
+
+
+def _build_ksr():
+    global _err_index, _exports
+    _exports = kemi.exports()
+    by_module = {}
+    for index, info in enumerate(_exports):
+        names = by_module.get(info.module)
+        if names is None:
+            names = by_module[info.module] = {}
+        names[info.name] = index
+    ksr = KSR.__dict__
+    core = by_module.pop("", {})
+    ksr["__getattr__"] = _lazy(KSR, core)
+    _err_index = core.get("err", -1)
+    for name, names in by_module.items():
+        ksr[name] = _ksr_module(name, names)
+    # app_python3's KSR.x: `modf` (here only a logged failure); exit and drop end the
+    # route by raising SystemExit, Kamailio's way out of a Python route.
+    x = ksr.get("x")
+    if x is None:
+        x = ksr["x"] = _ksr_module("x", {})
+    host_drop = getattr(x, "drop", None)
+
+    def _drop():
+        """`KSR.x.drop()`: marks the message dropped and ends the route."""
+        if host_drop is not None:
+            host_drop()
+        raise KemiExit()
+
+    x.exit = _exit
+    x.drop = _drop
+    x.modf = _modf
+    if "route" not in core:
+        ksr["route"] = _ksr_route
+    ksr["__version__"] = 1003
+
+
+class Msg:
+    """The `msg` argument of a route (app_python3's `Router.msg`), read through `KSR.pv`
+    of the message being routed."""
+
+    __slots__ = ()
+
+    @property
+    def Type(self):
+        return "SIP_REPLY" if KSR.siputils.is_reply() > 0 else "SIP_REQUEST"
+
+    @property
+    def Method(self):
+        return KSR.pv.get("$rm")
+
+    @property
+    def Status(self):
+        return KSR.pv.get("$rs")
+
+    @property
+    def RURI(self):
+        return KSR.pv.get("$ru")
+
+    @property
+    def src_address(self):
+        return (KSR.pv.get("$si"), KSR.pv.get("$sp"))
+
+    @property
+    def dst_address(self):
+        return (KSR.pv.get("$Ri"), KSR.pv.get("$Rp"))
+
+    def getHeader(self, name):
+        return KSR.hdr.get(name)
+
+    def rewrite_ruri(self, uri):
+        return KSR.seturi(uri)
+
+    def set_dst_uri(self, uri):
+        return KSR.setdsturi(uri)
+
+    def call_function(self, *args):
+        return _modf(*args)
+
+    def copy(self):
+        return self
+
+
+_MSG = Msg()
+
+# The object `mod_init()` returned: its methods are the routes.
+_handler = None
+
+
+def _ksr_route(name):
+    """`KSR.route(name)`: runs the route method `name` (Kamailio runs a cfg route block
+    of that name; with a KEMI script, routes are the script's)."""
+    f = getattr(_handler, name, None)
+    if f is None or not callable(f):
+        _log_err("route %s not found\n" % name)
+        return -1
+    f(_MSG)
+    return 1
+
+
+def _traceback(e, skip=0):
+    """The traceback of `e` as Python prints it, without its first `skip` frames (the
+    runtime's own)."""
+    tb = e.__traceback__
+    for _ in range(skip):
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb))
+
+
+def _run(name, f):
+    """Runs route method `f`: a SystemExit ends it normally; any other exception is
+    logged with its traceback (app_python3's "Unhandled exception in the Python code")
+    and the component traps (`os.abort()`: the world's routes have no error result), so
+    the host answers its error reply (500) and the next message gets a fresh instance."""
+    try:
+        f(_MSG)
+    except SystemExit:
+        pass
+    except BaseException as e:
+        _log_err(
+            "apy_exec: %s(None): Unhandled exception in the Python code:\n%s"
+            % (name, _traceback(e, 1))
+        )
+        os.abort()
+
+
+# The script: compiled under its file name (tracebacks show `script.py`, line and source
+# line: linecache holds its text) and run as the module app_python3 would import.
+def _load_script():
+    name = kemibox_script.SCRIPT_NAME
+    source = kemibox_script.SCRIPT_SOURCE
+    mod_name = name[:-3] if name.endswith(".py") else name
+    lines = source.splitlines(True)
+    # An mtime of None: linecache.checkcache never drops it (there is no such file).
+    linecache.cache[name] = (len(source), None, lines, name)
+    module = _Module(mod_name)
+    module.__file__ = name
+    sys.modules[mod_name] = module
+    exec(compile(source, name, "exec"), module.__dict__)
+    return module
+
+
+_script = _load_script()
+
+# Everything made so far (the interpreter, the stdlib modules, the script) lives in the
+# snapshot every instance starts from, mapped copy-on-write: out of the collector's
+# reach, a collection never walks (and so never faults in) those pages.
+gc.collect()
+gc.freeze()
+
+
+class WitWorld(wit_world.WitWorld):
+    def init(self, cfg):
+        global config, _handler
+        config = cfg
+        if _handler is not None:
+            return
+        _build_ksr()
+        mod_init = getattr(_script, "mod_init", None)
+        if mod_init is None or not callable(mod_init):
+            raise Err("%s: no function mod_init" % kemibox_script.SCRIPT_NAME)
+        try:
+            handler = mod_init()
+        except BaseException as e:
+            raise Err("%s: mod_init failed:\n%s" % (kemibox_script.SCRIPT_NAME, _traceback(e, 1)))
+        if handler is None:
+            raise Err(
+                "%s: mod_init returned None; it should return a class instance"
+                % kemibox_script.SCRIPT_NAME
+            )
+        f = getattr(handler, "ksr_request_route", None)
+        if f is None or not callable(f):
+            raise Err(
+                "%s: the object of mod_init has no method ksr_request_route"
+                % kemibox_script.SCRIPT_NAME
+            )
+        child_init = getattr(handler, "child_init", None)
+        if child_init is not None and callable(child_init):
+            try:
+                rc = child_init(1)
+            except BaseException as e:
+                raise Err(
+                    "%s: child_init failed:\n%s" % (kemibox_script.SCRIPT_NAME, _traceback(e, 1))
+                )
+            if not isinstance(rc, int):
+                raise Err("%s: child_init should return an int" % kemibox_script.SCRIPT_NAME)
+            if rc < 0:
+                raise Err("%s: child_init returned %d" % (kemibox_script.SCRIPT_NAME, rc))
+        _handler = handler
+
+    def request_route(self):
+        _run("ksr_request_route", _handler.ksr_request_route)
+
+    def reply_route(self):
+        f = getattr(_handler, "ksr_reply_route", None)
+        if f is not None and callable(f):
+            _run("ksr_reply_route", f)
+
+    def route(self, name):
+        f = getattr(_handler, name, None)
+        if f is None or not callable(f):
+            return False
+        _run(name, f)
+        return True
+
+    # The world export `onsend-route: func() -> bool` (being added to wit/kemi.wit):
+    # runs `ksr_onsend_route(msg)` when the script has it. componentize-py calls only
+    # the methods of the world's exports, so this is unused until the world has it.
+    def onsend_route(self):
+        f = getattr(_handler, "ksr_onsend_route", None)
+        if f is None or not callable(f):
+            return False
+        _run("ksr_onsend_route", f)
+        return True
