@@ -6,9 +6,12 @@
 # which those scripts call without testing for them; usrloc in memory).
 # Load: sipp registering alice with digest auth (tests/sipp/register-auth.xml: REGISTER
 # -> 401, REGISTER with credentials -> 200) at RATE registrations/s for SECONDS,
-# interleaved lua js lua js ... (or lua py ...). CPU = utime+stime of the kemibox process from the sipp
-# start to 2 s after it ends, per registration (two requests through the script).
-# Usage: bench/basic-js-vs-lua.sh [PAIRS] [RATE] [SECONDS] [LANG]
+# interleaved lua js lua js ... (or lua py ...). With KAMAILIO=1 each round also runs
+# Kamailio 5.6 with the same two scripts (app_lua, and app_jsdt or app_python3) and the
+# same settings (tests/kamailio/basic-kemi.cfg, the config of the differential tests).
+# CPU = utime+stime of the server (all of Kamailio's processes) from the sipp start to
+# 2 s after it ends, per registration (two requests through the script).
+# Usage: [KAMAILIO=1] bench/basic-js-vs-lua.sh [PAIRS] [RATE] [SECONDS] [LANG]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -37,12 +40,33 @@ common | sed -e 's#"pike", "acc"\]#"pike", "acc", "nathelper", "permissions"]#' 
   -e 's#^engine = "lua"#engine = "wasm"#' \
   -e "s#^script = .*#plugin = \"$out/basic-$lang.wasm\"\ncache_dir = \"$out/cache\"#" > "$out/$lang.toml"
 "$kb" check -c "$out/$lang.toml" >/dev/null 2>&1   # compile the component into the cache
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# utime+stime of a process and its children (Kamailio forks its workers from the main one).
+cpu() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
 run() {
   local name=$1
-  "$kb" run -c "$out/$name.toml" 2>"$out/$name.log" &
+  case $name in
+    kam-*)
+      local define=() script=lua
+      [[ $name == kam-js ]] && define=(-A WITH_JSDT) && script=jsdt
+      [[ $name == kam-py ]] && define=(-A WITH_PYTHON) && script=python
+      local ext=${script/jsdt/js}; ext=${ext/python/py}
+      mkdir -p "$out/run"
+      # Kamailio drops the first slash of an sqlite path.
+      kamailio -f tests/kamailio/basic-kemi.cfg -A "DBURL=\"sqlite:///$out/kamailio.sqlite\"" \
+        -A "KEMI_SCRIPT=\"/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-$script.$ext\"" \
+        "${define[@]}" -l "udp:127.0.0.1:$port" -DD -E -m 256 -M 16 -Y "$out/run" -w "$out/run" \
+        2>"$out/$name.log" &
+      ;;
+    *) "$kb" run -c "$out/$name.toml" 2>"$out/$name.log" & ;;
+  esac
   local pid=$!
-  sleep 1
+  sleep 2
   local hz; hz=$(getconf CLK_TCK)
   local c0; c0=$(cpu "$pid")
   sipp -sf tests/sipp/register-auth.xml -s alice -au alice -ap alice123 \
@@ -57,4 +81,7 @@ run() {
   awk -v n="$name" -v c="$((c1 - c0))" -v hz="$hz" -v ok="$ok" -v f="$failed" \
     'BEGIN { printf "%-4s %8.1f CPU-us/registration  (%s ok, %s failed)\n", n, c * 1e6 / hz / (ok > 0 ? ok : 1), ok, f }'
 }
-for _ in $(seq "$pairs"); do run lua; run "$lang"; done
+for _ in $(seq "$pairs"); do
+  run lua; run "$lang"
+  if [[ ${KAMAILIO:-0} == 1 ]]; then run kam-lua; run "kam-$lang"; fi
+done
