@@ -122,10 +122,10 @@ impl Acc {
         let row = |table: &str| {
             if let Some(db) = &self.db {
                 let c = db.lock().unwrap_or_else(|p| p.into_inner());
-                let r = c.execute(
-                    &format!("INSERT INTO {table} (method, from_tag, to_tag, callid, sip_code, sip_reason, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-                    rusqlite::params![method, from_tag, to_tag, callid, code.to_string(), reason, crate::store::sqlite::to_datetime(crate::modules::usrloc::now())],
-                );
+                // The statement is prepared once per table (rusqlite's statement cache).
+                let r = c
+                    .prepare_cached(&format!("INSERT INTO {table} (method, from_tag, to_tag, callid, sip_code, sip_reason, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"))
+                    .and_then(|mut st| st.execute(rusqlite::params![method, from_tag, to_tag, callid, code.to_string(), reason, crate::store::sqlite::to_datetime(crate::modules::usrloc::now())]));
                 if let Err(e) = r {
                     tracing::error!("acc: {e}");
                 }
@@ -137,5 +137,61 @@ impl Acc {
         if set(self.db_missed_flag) && code >= 300 {
             row("missed_calls");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::net::Proto;
+    use crate::testutil;
+
+    /// DB accounting: an answered call with the db flag set is one `acc` row, a missed one
+    /// with the db missed flag one `missed_calls` row, in Kamailio's schema; the same
+    /// statement serves every row.
+    #[test]
+    fn db_accounting_writes_rows() {
+        let db = std::env::temp_dir().join(format!("kemibox-acc-{}.sqlite", rand::random::<u32>()));
+        let (env, _) = testutil::env(
+            &["udp:127.0.0.1:5060"],
+            &["acc"],
+            &format!(
+                "[modparam.acc]\ndb_url = \"sqlite://{}\"\ndb_flag = 1\ndb_missed_flag = 2\n",
+                db.display()
+            ),
+        );
+        let mut c = testutil::ctx(
+            &env,
+            "INVITE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+From: <sip:a@127.0.0.1>;tag=ft\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: acc-1\r\n\
+CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+            Proto::Udp,
+            "127.0.0.1:5060",
+        );
+        c.flags = (1 << 1) | (1 << 2);
+        env.acc.on_final(&c, 200, "OK", "tt1");
+        env.acc.on_final(&c, 200, "OK", "tt2");
+        env.acc.on_final(&c, 486, "Busy Here", "tt3");
+        let conn = rusqlite::Connection::open(&db).expect("db");
+        let rows: Vec<(String, String, String)> = conn
+            .prepare("SELECT to_tag, sip_code, callid FROM acc ORDER BY id")
+            .expect("select")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            rows,
+            vec![
+                ("tt1".into(), "200".into(), "acc-1".into()),
+                ("tt2".into(), "200".into(), "acc-1".into())
+            ]
+        );
+        let missed: (String, String) = conn
+            .query_row("SELECT to_tag, sip_reason FROM missed_calls", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("missed row");
+        assert_eq!(missed, ("tt3".into(), "Busy Here".into()));
+        let _ = std::fs::remove_file(&db);
     }
 }

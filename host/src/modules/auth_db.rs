@@ -94,13 +94,14 @@ impl Subscribers {
                 ha1b: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
             })
         };
+        // A prepared statement is kept per SQL text (rusqlite's statement cache): parsing
+        // and planning the query cost more than running it, on every authenticated request.
+        let mut st = conn
+            .prepare_cached(&sql)
+            .map_err(|e| format!("auth_db: {e}"))?;
         let row = match domain_arg {
-            Some(d) => conn
-                .query_row(&sql, rusqlite::params![user, d], map)
-                .optional(),
-            None => conn
-                .query_row(&sql, rusqlite::params![user], map)
-                .optional(),
+            Some(d) => st.query_row(rusqlite::params![user, d], map).optional(),
+            None => st.query_row(rusqlite::params![user], map).optional(),
         };
         row.map_err(|e| format!("auth_db: {e}"))
     }
