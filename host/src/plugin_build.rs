@@ -120,18 +120,8 @@ fn build_in(
     let module = work.join("kemibox-ksr.js");
     std::fs::write(&module, js_module(source, name)).context("writing the JS module")?;
     // componentize-js runs in `work`: every path it gets is absolute.
-    let out = &std::path::absolute(out).with_context(|| format!("{}", out.display()))?;
-    let out_dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
-    let file_name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin.wasm".into());
-    let tmp = out_dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let (out, tmp) = output_paths(out)?;
+    let out = &out;
     let node = opts
         .node
         .clone()
@@ -314,18 +304,8 @@ fn build_py_in(
             version.trim()
         );
     }
-    let out = &std::path::absolute(out).with_context(|| format!("{}", out.display()))?;
-    let out_dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
-    let file_name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin.wasm".into());
-    let tmp = out_dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let (out, tmp) = output_paths(out)?;
+    let out = &out;
     let output = componentize_py(dir)?
         .arg("-d")
         .arg(&wit_dir)
@@ -351,6 +331,25 @@ fn build_py_in(
     }
     std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot write", out.display()))?;
     Ok(())
+}
+
+/// The absolute path of the component to write (its directory created) and the temporary
+/// file beside it that the compiler writes first, renamed over it once complete, so a
+/// failed build never leaves a truncated plugin behind.
+fn output_paths(out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let out = std::path::absolute(out).with_context(|| format!("{}", out.display()))?;
+    let out_dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
+    let file_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin.wasm".into());
+    let tmp = out_dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    Ok((out, tmp))
 }
 
 #[cfg(test)]

@@ -557,61 +557,33 @@ pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
         .map(|l| l[prefix.len()..].trim())
 }
 
-/// Builds the JS routing script `script` into a wasm plugin with `kemibox plugin build`
-/// (componentize-js from `plugins/js/node_modules`), as `plugins/js/build/<stem>.wasm`;
-/// an output newer than the script, the shim, the WIT and the npm lock file is reused
-/// (`scripts/test.sh` builds them once per run). Panics when the JS runtime is missing.
 /// Compiled JS components shared by the tests (and runs), keyed by content hash: a
 /// `[routing] cache_dir`.
 pub fn js_cache_dir() -> PathBuf {
     repo_root().join("plugins/js/build/cache")
 }
 
+/// Builds the JS routing script `script` into a wasm plugin with `kemibox plugin build`
+/// (componentize-js from `plugins/js/node_modules`), as `plugins/js/build/<stem>.wasm`;
+/// an output newer than the script, the shim, the WIT and the npm lock file is reused
+/// (`scripts/test.sh` builds them once per run). Panics when the JS runtime is missing.
 pub fn js_plugin(script: &Path) -> PathBuf {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let root = repo_root();
-    let stem = script
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .expect("script file name");
-    let out = root.join("plugins/js/build").join(format!("{stem}.wasm"));
-    let mtime = |p: &Path| {
-        std::fs::metadata(p)
-            .and_then(|m| m.modified())
-            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    };
-    let inputs = [
-        script.to_path_buf(),
-        root.join("plugins/js/ksr.js"),
-        root.join("wit/kemi.wit"),
-        root.join("plugins/js/package-lock.json"),
-    ];
-    let newest = inputs.iter().map(|p| mtime(p)).max().expect("inputs");
-    if out.is_file() && mtime(&out) >= newest {
-        return out;
-    }
     assert!(
         root.join("plugins/js/node_modules/@bytecodealliance/componentize-js")
             .is_dir(),
         "plugins/js/node_modules is missing: run `npm ci` in plugins/js (scripts/setup.sh does)"
     );
-    let o = run_bounded(
-        Command::new(kemibox_bin())
-            .args(["plugin", "build"])
-            .arg(script)
-            .arg("-o")
-            .arg(&out),
-        Duration::from_secs(300),
-    );
-    assert!(
-        o.status.success() && out.is_file(),
-        "kemibox plugin build {} failed:\n{}{}",
-        script.display(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+    built_plugin(
+        script,
+        &root.join("plugins/js/build"),
+        &[
+            root.join("plugins/js/ksr.js"),
+            root.join("wit/kemi.wit"),
+            root.join("plugins/js/package-lock.json"),
+        ],
+        "",
+    )
 }
 
 /// Builds the Python plugin of `script` with `kemibox plugin build` (componentize-py from
@@ -619,28 +591,41 @@ pub fn js_plugin(script: &Path) -> PathBuf {
 /// newer than the script, the runtime (`plugins/python/*.py`) and the WIT is reused
 /// (`scripts/test.sh` builds them once per run). Panics when the build fails.
 pub fn py_plugin(script: &Path) -> PathBuf {
+    let root = repo_root();
+    built_plugin(
+        script,
+        &root.join("plugins/python/build"),
+        &[
+            root.join("plugins/python/kemibox.py"),
+            root.join("plugins/python/KSR.py"),
+            root.join("wit/kemi.wit"),
+        ],
+        " (scripts/setup.sh installs componentize-py)",
+    )
+}
+
+/// `<dir>/<script stem>.wasm`, built with `kemibox plugin build` unless it is newer than
+/// the script and the runtime files `inputs` (one build at a time). Panics when the build
+/// fails, with `hint` after the message.
+fn built_plugin(script: &Path, dir: &Path, inputs: &[PathBuf], hint: &str) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let root = repo_root();
     let stem = script
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .expect("script file name");
-    let out = root
-        .join("plugins/python/build")
-        .join(format!("{stem}.wasm"));
+    let out = dir.join(format!("{stem}.wasm"));
     let mtime = |p: &Path| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     };
-    let inputs = [
-        script.to_path_buf(),
-        root.join("plugins/python/kemibox.py"),
-        root.join("plugins/python/KSR.py"),
-        root.join("wit/kemi.wit"),
-    ];
-    let newest = inputs.iter().map(|p| mtime(p)).max().expect("inputs");
+    let newest = inputs
+        .iter()
+        .chain(std::iter::once(&script.to_path_buf()))
+        .map(|p| mtime(p))
+        .max()
+        .expect("inputs");
     if out.is_file() && mtime(&out) >= newest {
         return out;
     }
@@ -654,7 +639,7 @@ pub fn py_plugin(script: &Path) -> PathBuf {
     );
     assert!(
         o.status.success() && out.is_file(),
-        "kemibox plugin build {} failed (scripts/setup.sh installs componentize-py):\n{}{}",
+        "kemibox plugin build {} failed{hint}:\n{}{}",
         script.display(),
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
