@@ -194,7 +194,7 @@ fn engines(c: &mut Criterion) {
     // Engine lua-wasm: the same script inside the Lua runtime component.
     let runtime = plugins().join("kemibox_lua.wasm");
     let lua_wasm = |src: &str| {
-        let config = kemibox::engine::wasm::lua_runtime::runtime_config(&script, src);
+        let config = kemibox::engine::wasm::script_runtime::runtime_config(&script, src);
         let t = std::time::Instant::now();
         let p = Arc::new(Plugin::load(&runtime, &config, Default::default()).expect("runtime"));
         (p, t.elapsed())

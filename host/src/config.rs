@@ -16,6 +16,16 @@ use crate::net::Proto;
 
 /// File name of the Lua runtime component (engine `"lua-wasm"`), built from `plugins/lua`.
 pub const LUA_RUNTIME: &str = "kemibox_lua.wasm";
+/// File name of the JavaScript runtime component (engine `"js-wasm"`), built from
+/// `plugins/quickjs`.
+pub const JS_RUNTIME: &str = "kemibox_quickjs.wasm";
+
+/// The engines that run a script on a runtime component: name, the component's file
+/// name, the script's language.
+pub const SCRIPT_RUNTIMES: [(&str, &str, &str); 2] = [
+    ("lua-wasm", LUA_RUNTIME, "Lua"),
+    ("js-wasm", JS_RUNTIME, "JavaScript"),
+];
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -157,9 +167,9 @@ pub struct Control {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
-    /// `"lua"` (with `script`), `"lua-wasm"` (with `script`) or `"wasm"` (with `plugin`).
+    /// `"lua"`, `"lua-wasm"`, `"js-wasm"` (with `script`) or `"wasm"` (with `plugin`).
     pub engine: Spanned<String>,
-    /// The Lua script (engines `"lua"` and `"lua-wasm"`).
+    /// The script (engines `"lua"`, `"lua-wasm"`: Lua; `"js-wasm"`: JavaScript).
     #[serde(default)]
     pub script: Option<Spanned<PathBuf>>,
     /// The WebAssembly component (engine `"wasm"`).
@@ -172,7 +182,7 @@ pub struct Routing {
     /// at every start.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
-    /// Limits of each route call of a plugin (engines `"wasm"` and `"lua-wasm"`).
+    /// Limits of each route call of a plugin (engines `"wasm"`, `"lua-wasm"`, `"js-wasm"`).
     #[serde(default)]
     pub limits: RoutingLimits,
     /// The reply to a request whose route failed (a Lua error, a plugin's trap, deadline
@@ -182,8 +192,8 @@ pub struct Routing {
     /// Environment variables a wasm plugin may read (`KSR.kx.get_env`); none by default.
     #[serde(default)]
     pub guest_env: Vec<String>,
-    /// The Lua runtime component (engine `"lua-wasm"`); none: found by
-    /// `Config::lua_runtime_path`.
+    /// The runtime component of engine `"lua-wasm"` or `"js-wasm"`; none: found by
+    /// `Config::runtime_path`.
     #[serde(default)]
     pub runtime: Option<Spanned<PathBuf>>,
 }
@@ -347,7 +357,7 @@ impl Config {
         }
         let engine = &cfg.routing.engine;
         match engine.get_ref().as_str() {
-            name @ ("lua" | "lua-wasm") => {
+            name @ ("lua" | "lua-wasm" | "js-wasm") => {
                 let Some(script) = &cfg.routing.script else {
                     return Err(at(
                         engine.span().start,
@@ -387,7 +397,7 @@ impl Config {
                 return Err(at(
                     engine.span().start,
                     format!(
-                        "routing.engine: `{other}` is not available (this build has \"lua\", \"lua-wasm\" and \"wasm\")"
+                        "routing.engine: `{other}` is not available (this build has \"lua\", \"lua-wasm\", \"js-wasm\" and \"wasm\")"
                     ),
                 ))
             }
@@ -408,7 +418,7 @@ impl Config {
                 ));
             }
         }
-        if matches!(engine.get_ref().as_str(), "wasm" | "lua-wasm") {
+        if matches!(engine.get_ref().as_str(), "wasm" | "lua-wasm" | "js-wasm") {
             let l = &cfg.routing.limits;
             if let Some(i) = &l.isolation {
                 if !matches!(i.get_ref().as_str(), "warm" | "per-message") {
@@ -490,36 +500,42 @@ impl Config {
         }
     }
 
-    /// The Lua runtime component of engine `"lua-wasm"`: `routing.runtime` when set,
-    /// else the first of `kemibox_lua.wasm` beside the kemibox binary,
-    /// `<prefix>/lib/kemibox/kemibox_lua.wasm` for a binary in `<prefix>/bin`, and the
-    /// source tree's `plugins/target/wasm32-wasip2/release/kemibox_lua.wasm`. `Err` lists
-    /// the places looked at.
-    pub fn lua_runtime_path(&self) -> Result<PathBuf, String> {
+    /// The runtime component of script engine `engine` (`"lua-wasm"`, `"js-wasm"`):
+    /// `routing.runtime` when set and `engine` is the configured one, else the first of
+    /// the component's file (`kemibox_lua.wasm`, `kemibox_quickjs.wasm`) beside the
+    /// kemibox binary, in `<prefix>/lib/kemibox/` for a binary in `<prefix>/bin`, and in
+    /// the source tree's `plugins/target/wasm32-wasip2/release/`. `Err` lists the places
+    /// looked at.
+    pub fn runtime_path(&self, engine: &str) -> Result<PathBuf, String> {
+        let Some(&(_, file, language)) = SCRIPT_RUNTIMES.iter().find(|r| r.0 == engine) else {
+            return Err(format!("engine \"{engine}\" runs no script runtime"));
+        };
         if let Some(rt) = &self.routing.runtime {
-            return Ok(self.resolve(rt.get_ref()));
+            if self.routing.engine.get_ref() == engine {
+                return Ok(self.resolve(rt.get_ref()));
+            }
         }
         let mut places = Vec::new();
         if let Some(dir) = std::env::current_exe()
             .ok()
             .and_then(|e| e.parent().map(Path::to_path_buf))
         {
-            places.push(dir.join(LUA_RUNTIME));
+            places.push(dir.join(file));
             if let Some(prefix) = dir.parent() {
-                places.push(prefix.join("lib/kemibox").join(LUA_RUNTIME));
+                places.push(prefix.join("lib/kemibox").join(file));
             }
         }
         places.push(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../plugins/target/wasm32-wasip2/release")
-                .join(LUA_RUNTIME),
+                .join(file),
         );
         if let Some(p) = places.iter().find(|p| p.is_file()) {
             return Ok(p.clone());
         }
         let list: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
         Err(format!(
-            "engine \"lua-wasm\": the Lua runtime component is not in any of {}; build it \
+            "engine \"{engine}\": the {language} runtime component is not in any of {}; build it \
              (cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml) \
              or set routing.runtime",
             list.join(", ")
@@ -726,7 +742,7 @@ mod tests {
         let c = load(&good).expect("lua-wasm config");
         assert_eq!(c.wasm_limits().deadline.as_millis(), 50);
         assert_eq!(
-            c.lua_runtime_path().expect("runtime"),
+            c.runtime_path("lua-wasm").expect("runtime"),
             std::env::temp_dir().join("kemibox-cfg-test.lua")
         );
         let bad = good.replace(

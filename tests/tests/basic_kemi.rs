@@ -845,8 +845,12 @@ enum Engine {
     Wasm,
     /// The same with `isolation = "per-message"`: a fresh instance for every message.
     WasmPerMessage,
-    /// Kamailio's `kamailio-basic-kemi-jsdt.js`, unmodified, built into a JS plugin.
+    /// Kamailio's `kamailio-basic-kemi-jsdt.js`, unmodified, built into a JS plugin
+    /// (componentize-js).
     Js,
+    /// The same script on engine `js-wasm` (QuickJS inside the `plugins/quickjs`
+    /// component, the script loaded at start).
+    JsWasm,
     /// Kamailio's `kamailio-basic-kemi-python.py`, unmodified, as a wasm plugin
     /// (`plugins/python`).
     Python,
@@ -861,6 +865,7 @@ impl Engine {
             Engine::Wasm => "wasm",
             Engine::WasmPerMessage => "wasm-pm",
             Engine::Js => "js",
+            Engine::JsWasm => "js-wasm",
             Engine::Python => "python",
         }
     }
@@ -868,7 +873,7 @@ impl Engine {
     /// The script Kamailio runs for the comparison, and its `-A` defines.
     fn kamailio_script(self) -> (PathBuf, Vec<String>) {
         match self {
-            Engine::Js => (jsdt_path(), vec!["-A".into(), "WITH_JSDT".into()]),
+            Engine::Js | Engine::JsWasm => (jsdt_path(), vec!["-A".into(), "WITH_JSDT".into()]),
             Engine::Python => (python_path(), vec!["-A".into(), "WITH_PYTHON".into()]),
             _ => (script_path(), Vec::new()),
         }
@@ -936,19 +941,25 @@ fn engine_config(engine: Engine, port: u16, db: &Path) -> String {
             }
             out
         }
-        Engine::Js => {
+        Engine::Js | Engine::JsWasm => {
             // The JS script calls nathelper and permissions without checking for them
             // (Kamailio's cfg loads them by default): loaded here as in the Kamailio run.
-            let plugin = js_plugin(&jsdt_path());
-            let cfg = with_routing(
-                &cfg,
-                &format!(
+            let routing = if engine == Engine::Js {
+                format!(
                     "engine = \"wasm\"\nplugin = \"{}\"\ncache_dir = \"{}\"",
-                    plugin.display(),
+                    js_plugin(&jsdt_path()).display(),
                     js_cache_dir().display()
-                ),
-            )
-            .replace(
+                )
+            } else {
+                let runtime = wasm_plugin("kemibox_quickjs");
+                assert!(runtime.is_file(), "{} was not built", runtime.display());
+                format!(
+                    "engine = \"js-wasm\"\nscript = \"{}\"\nruntime = \"{}\"",
+                    jsdt_path().display(),
+                    runtime.display()
+                )
+            };
+            let cfg = with_routing(&cfg, &routing).replace(
                 "\"pike\", \"acc\"]",
                 "\"pike\", \"acc\", \"nathelper\", \"permissions\"]",
             );
@@ -1080,6 +1091,12 @@ fn the_basic_script_on_lua_wasm_answers_like_kamailio() {
 #[test]
 fn the_basic_jsdt_script_answers_like_kamailio() {
     answers_like_kamailio(Engine::Js);
+}
+
+/// The same on engine `js-wasm` (QuickJS in wasm, no build step).
+#[test]
+fn the_basic_jsdt_script_on_js_wasm_answers_like_kamailio() {
+    answers_like_kamailio(Engine::JsWasm);
 }
 
 /// sipp, a real SIP client, registers through the unmodified basic script: challenged
@@ -1258,6 +1275,11 @@ fn sipp_calls_a_registered_user_through_the_basic_script_on_lua_wasm() {
 #[test]
 fn sipp_calls_a_registered_user_through_the_basic_jsdt_script() {
     sipp_calls_a_registered_user(Engine::Js);
+}
+
+#[test]
+fn sipp_calls_a_registered_user_through_the_basic_jsdt_script_on_js_wasm() {
+    sipp_calls_a_registered_user(Engine::JsWasm);
 }
 
 /// The config of the Python engine: `[routing]` switched to the plugin built from

@@ -4,7 +4,7 @@
 //! - `routing.status`: the current, previous and retired routing versions with their
 //!   counters.
 //! - `routing.reload`: loads the current version's file again (or the configured one).
-//! - `routing.load`: loads `path` (`.lua` or `.wasm`, or `engine` given) with an
+//! - `routing.load`: loads `path` (`.lua`, `.js` or `.wasm`, or `engine` given) with an
 //!   optional plugin `config`; relative paths are taken from the config file's folder.
 //! - `routing.rollback`: makes the previous version current again.
 //! - `app_lua.reload` / `app_lua.list`: Kamailio's names, for the Lua engine.
@@ -100,7 +100,8 @@ async fn dispatch(env: &Arc<Env>, method: &str, params: &Value) -> RpcResult {
             source.config = config
                 .map(str::to_string)
                 .unwrap_or_else(|| env.cfg.routing.config.clone());
-            if source.engine.starts_with("lua") {
+            if source.engine != "wasm" {
+                // A script engine: the script is the whole config.
                 source.config.clear();
             }
             let e = env.clone();

@@ -41,7 +41,7 @@ impl Counters {
 /// What to load: an engine and its source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
-    /// `"lua"`, `"lua-wasm"` or `"wasm"`.
+    /// `"lua"`, `"lua-wasm"`, `"js-wasm"` or `"wasm"`.
     pub engine: String,
     pub path: PathBuf,
     /// The plugin's config string (wasm; empty for Lua).
@@ -67,17 +67,19 @@ impl Source {
     }
 
     /// A source named by path only: the engine follows the file's extension (a Lua
-    /// script runs on `lua-wasm` when the config names that engine, else on `lua`).
+    /// script runs on `lua-wasm` when the config names that engine, else on `lua`; a
+    /// JavaScript script on `js-wasm`).
     pub fn from_path(path: &Path, config: Option<&str>, env: &Env) -> Result<Source, String> {
         let engine = match path.extension().and_then(|e| e.to_str()) {
             Some("wasm") => "wasm",
             Some("lua") if env.cfg.routing.engine.get_ref() == "lua-wasm" => "lua-wasm",
             Some("lua") => "lua",
+            Some("js") => "js-wasm",
             _ => {
                 return Err(format!(
-                    "{}: cannot tell the engine from the file name (.lua or .wasm), give `engine`",
-                    path.display()
-                ))
+                "{}: cannot tell the engine from the file name (.lua, .js or .wasm), give `engine`",
+                path.display()
+            ))
             }
         };
         Ok(Source {
@@ -311,10 +313,10 @@ fn build(
             let counters = plugin.counters.clone();
             Ok((Routing::Wasm(Arc::new(plugin)), hash, counters, true))
         }
-        "lua-wasm" => {
+        engine @ ("lua-wasm" | "js-wasm") => {
             let source = String::from_utf8(bytes)
                 .map_err(|_| format!("{}: the script is not UTF-8", path.display()))?;
-            let plugin = super::wasm::lua_runtime::load_script(&env.cfg, path, &source)
+            let plugin = super::wasm::script_runtime::load_script(&env.cfg, engine, path, &source)
                 .map_err(|e| e.to_string())?;
             plugin
                 .instantiate(env)

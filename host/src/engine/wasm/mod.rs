@@ -15,8 +15,8 @@
 //!   go to the log (size-capped per instance).
 
 mod host;
-pub mod lua_runtime;
 mod output;
+pub mod script_runtime;
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -1,6 +1,6 @@
-//! Engine `"lua-wasm"`: a KSR Lua script run by the Lua runtime component
-//! (`plugins/lua`, real Lua 5.4 inside wasm) as an ordinary wasm plugin whose config is
-//! the script.
+//! Engines `"lua-wasm"` and `"js-wasm"`: a KSR script run by a runtime component
+//! (`plugins/lua`: real Lua 5.4 inside wasm; `plugins/quickjs`: QuickJS) as an ordinary
+//! wasm plugin whose config is the script.
 
 use crate::config::Config;
 
@@ -12,30 +12,20 @@ pub fn runtime_config(path: &std::path::Path, source: &str) -> String {
     format!("@{}\n{source}", path.display())
 }
 
-/// Reads the script, finds the runtime component and compiles it (with the engine's
-/// compile cache when `cache_dir` is set).
-pub fn load(cfg: &Config) -> Result<Plugin, WasmError> {
-    let script = cfg.script_path();
-    let source = std::fs::read_to_string(&script).map_err(|e| WasmError::Read {
-        path: script.display().to_string(),
-        err: e.to_string(),
-    })?;
-    load_script(cfg, &script, &source)
-}
-
-/// Finds the runtime component and compiles it for the script `source` read from
-/// `script` (hot reload reads the file itself).
+/// Finds the runtime component of `engine` and compiles it (with the engine's compile
+/// cache when `cache_dir` is set) for the script `source` read from `script`.
 pub fn load_script(
     cfg: &Config,
+    engine: &str,
     script: &std::path::Path,
     source: &str,
 ) -> Result<Plugin, WasmError> {
-    let runtime = cfg.lua_runtime_path().map_err(|err| WasmError::Load {
+    let runtime = cfg.runtime_path(engine).map_err(|err| WasmError::Load {
         path: script.display().to_string(),
         err,
     })?;
     tracing::info!(
-        "lua-wasm: running {} on {}",
+        "{engine}: running {} on {}",
         script.display(),
         runtime.display()
     );
@@ -72,7 +62,8 @@ mod tests {
         );
         let path = env.cfg.base_dir.join("s.lua");
         std::fs::write(&path, script).expect("write");
-        let plugin = Arc::new(load_script(&env.cfg, &path, script).expect("runtime loads"));
+        let plugin =
+            Arc::new(load_script(&env.cfg, "lua-wasm", &path, script).expect("runtime loads"));
         (env, rec, plugin)
     }
 

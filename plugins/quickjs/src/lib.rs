@@ -1,0 +1,415 @@
+//! JavaScript inside a kemibox wasm plugin (`[routing] engine = "js-wasm"`).
+//!
+//! The component embeds QuickJS (quickjs-ng through rquickjs, its C compiled to
+//! wasm32-wasip2 by zig's clang). It runs any KSR JavaScript script given as the plugin's
+//! config at `init` — the script is not compiled in, so there is no build step — with the
+//! conventions of Kamailio's app_jsdt:
+//!
+//! - The script is evaluated as a classic global script in sloppy mode; its functions are
+//!   globals and routes are looked up by name (`ksr_request_route`, `ksr_reply_route`,
+//!   `ksr_onsend_route`, and the names given to `t_on_failure` & co.).
+//! - `KSR` is built from the generic indexed interface `kemi`: a native function per
+//!   export (`KSR.name` for the core, `KSR.module.name`, and app_jsdt's `KSR_module`
+//!   aliases), only for the loaded modules, so `if (KSR.nathelper)` behaves as on
+//!   Kamailio. Arguments are converted as duktape does for app_jsdt (`duk_to_string`,
+//!   `duk_to_int`), results as `sr_kemi_jsdt_return_xval`.
+//! - `KSR.x.exit()`/`KSR.x.drop()` throw app_jsdt's sentinel string `'~~ksr~exit~~'`; a
+//!   route that ends with it ran fine. An exit or drop returned by another KEMI function
+//!   throws the same sentinel.
+//! - An uncaught exception is logged through `KSR.err` with its JS stack (as app_jsdt
+//!   does), then the component traps: the server answers 500, counts it and gives the
+//!   worker a fresh instance.
+//! - `console.log/info/debug/warn/error` write to the server's log.
+//!
+//! The config string is the script's source. When it starts with `@`, its first line is
+//! the script's file name (as kemibox passes it) and the source starts on the next line,
+//! so stack traces name the file and its lines.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+
+use kemibox_guest::bindings;
+use rquickjs::function::Rest;
+use rquickjs::{
+    qjs, Coerced, Context, Ctx, Exception, FromJs, Function, Object, Persistent, Runtime as Js,
+    Value,
+};
+
+use bindings::kemibox::kemi::core as kcore;
+use bindings::kemibox::kemi::kemi::{self as k, ParamType, ReturnType};
+use bindings::kemibox::kemi::types::{CallError, Value as KVal};
+
+/// app_jsdt's exit sentinel: thrown by `KSR.x.exit()`; a route ending with it ran fine.
+const EXIT_SENTINEL: &str = "~~ksr~exit~~";
+
+/// SR_KEMI_PARAMS_MAX: app_jsdt refuses calls with more arguments.
+const PARAMS_MAX: usize = 6;
+
+/// Run once after `KSR` is built, before the script: app_jsdt's `KSR.x.exit/drop`, and a
+/// `console` writing to the server's log (the component has no stdio).
+const PRELUDE: &str = r#"(function () {
+  const EXIT = '~~ksr~exit~~';
+  let x = KSR.x;
+  if (x === undefined) { x = {}; KSR.x = x; globalThis.KSR_x = x; }
+  const drop = x.drop;
+  x.exit = function () { throw EXIT; };
+  x.drop = function () { if (drop !== undefined) drop(); throw EXIT; };
+  const log = function (name) {
+    const f = KSR[name];
+    return function () {
+      if (f === undefined) return;
+      const parts = [];
+      for (let i = 0; i < arguments.length; i++) parts.push(String(arguments[i]));
+      try { f(parts.join(' ') + '\n'); } catch (e) { if (e !== EXIT) throw e; }
+    };
+  };
+  globalThis.console = {
+    log: log('info'), info: log('info'), debug: log('dbg'), warn: log('warn'), error: log('err'),
+  };
+})();"#;
+
+/// The JavaScript engine of this instance.
+struct Runtime {
+    // Field order: the context goes before the runtime it lives in.
+    ctx: Context,
+    _js: Js,
+    /// Route functions by name, looked up on first use (`None`: the script has none).
+    routes: HashMap<String, Option<Persistent<Function<'static>>>>,
+}
+
+thread_local! {
+    static RT: RefCell<Option<Runtime>> = const { RefCell::new(None) };
+}
+
+fn log_error(text: &str) {
+    if kcore::err(text).is_err() {
+        eprint!("{text}");
+    }
+}
+
+fn full_name(e: &k::ExportInfo) -> String {
+    if e.module.is_empty() {
+        format!("KSR.{}", e.name)
+    } else {
+        format!("KSR.{}.{}", e.module, e.name)
+    }
+}
+
+/// `duk_to_int`: ToNumber, NaN → 0, truncated and clamped to a C int.
+fn to_int(n: f64) -> i64 {
+    if n.is_nan() {
+        0
+    } else {
+        n.trunc().clamp(i32::MIN as f64, i32::MAX as f64) as i64
+    }
+}
+
+/// Converts argument `v` to a KEMI parameter as app_jsdt does.
+fn to_param<'js>(ctx: &Ctx<'js>, v: &Value<'js>, t: ParamType) -> rquickjs::Result<KVal> {
+    Ok(match t {
+        ParamType::Int => KVal::Int(match v.as_int() {
+            Some(i) => i64::from(i),
+            None => to_int(Coerced::<f64>::from_js(ctx, v.clone())?.0),
+        }),
+        ParamType::Str => KVal::Str(match v.as_string() {
+            Some(s) => s.to_string()?,
+            None => Coerced::<String>::from_js(ctx, v.clone())?.0,
+        }),
+    })
+}
+
+/// A KEMI result as app_jsdt returns it (`sr_kemi_jsdt_return_xval`).
+fn from_value<'js>(ctx: &Ctx<'js>, v: KVal, ret: ReturnType) -> rquickjs::Result<Value<'js>> {
+    let ctx = ctx.clone();
+    Ok(match v {
+        KVal::None => match ret {
+            ReturnType::Xval => Value::new_null(ctx),
+            ReturnType::Bool => Value::new_bool(ctx, false),
+            _ => Value::new_undefined(ctx),
+        },
+        KVal::Bool(b) => match ret {
+            ReturnType::Int => Value::new_int(ctx, if b { 1 } else { -1 }),
+            _ => Value::new_bool(ctx, b),
+        },
+        KVal::Int(i) => match ret {
+            ReturnType::Bool => Value::new_bool(ctx, i > 0),
+            _ => match i32::try_from(i) {
+                Ok(i) => Value::new_int(ctx, i),
+                Err(_) => Value::new_number(ctx, i as f64),
+            },
+        },
+        KVal::Str(s) => match ret {
+            ReturnType::Bool => Value::new_bool(ctx, true),
+            _ => rquickjs::String::from_str(ctx, &s)?.into_value(),
+        },
+    })
+}
+
+/// Throws app_jsdt's exit sentinel.
+fn throw_exit(ctx: &Ctx<'_>) -> rquickjs::Error {
+    match rquickjs::String::from_str(ctx.clone(), EXIT_SENTINEL) {
+        Ok(s) => ctx.throw(s.into_value()),
+        Err(e) => e,
+    }
+}
+
+/// One KSR function: checks and converts its arguments, calls export `index`.
+fn kemi_fn<'js>(ctx: &Ctx<'js>, index: u32, e: &k::ExportInfo) -> rquickjs::Result<Function<'js>> {
+    let full = full_name(e);
+    let params = e.params.clone();
+    let ret = e.ret;
+    let f = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+            let argc = args.0.len();
+            let n = params.len();
+            if argc == 0 && n > 0 {
+                log_error(&format!("invalid number of parameters for: {full}\n"));
+                return Ok(Value::new_bool(ctx, false));
+            }
+            if argc > PARAMS_MAX {
+                log_error(&format!("too many parameters for: {full}\n"));
+                return Ok(Value::new_bool(ctx, false));
+            }
+            if argc < n {
+                // duk_to_string/duk_to_int on a missing argument
+                return Err(Exception::throw_range(
+                    &ctx,
+                    &format!("invalid stack index {argc} ({full} takes {n} parameters)"),
+                ));
+            }
+            // Up to 4 parameters (nearly every export) live on the stack.
+            let mut few: [KVal; 4] = [KVal::None, KVal::None, KVal::None, KVal::None];
+            let many: Vec<KVal>;
+            let vals: &[KVal] = if n <= few.len() {
+                for ((slot, t), v) in few.iter_mut().zip(params.iter()).zip(args.0.iter()) {
+                    *slot = to_param(&ctx, v, *t)?;
+                }
+                &few[..n]
+            } else {
+                many = params
+                    .iter()
+                    .zip(args.0.iter())
+                    .map(|(t, v)| to_param(&ctx, v, *t))
+                    .collect::<rquickjs::Result<_>>()?;
+                &many
+            };
+            match k::call(index, vals) {
+                Ok(v) => from_value(&ctx, v, ret),
+                Err(CallError::Exit) | Err(CallError::Drop) => Err(throw_exit(&ctx)),
+                Err(CallError::BadArgs(m)) => {
+                    log_error(&format!("{full}: {m}\n"));
+                    Ok(Value::new_bool(ctx, false))
+                }
+            }
+        },
+    )?;
+    f.set_name(&e.name)?;
+    Ok(f)
+}
+
+/// Builds `KSR` (and the `KSR_<module>` aliases) from the export list: only loaded
+/// modules appear.
+fn build_ksr(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+    let globals = ctx.globals();
+    let ksr = Object::new(ctx.clone())?;
+    let mut modules: HashMap<String, Object<'_>> = HashMap::new();
+    for (idx, e) in k::exports().iter().enumerate() {
+        let Ok(index) = u32::try_from(idx) else {
+            break;
+        };
+        let f = kemi_fn(ctx, index, e)?;
+        if e.module.is_empty() {
+            ksr.set(e.name.as_str(), f)?;
+            continue;
+        }
+        let m = match modules.get(&e.module) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Object::new(ctx.clone())?;
+                ksr.set(e.module.as_str(), m.clone())?;
+                globals.set(format!("KSR_{}", e.module), m.clone())?;
+                modules.insert(e.module.clone(), m.clone());
+                m
+            }
+        };
+        m.set(e.name.as_str(), f)?;
+    }
+    globals.set("KSR", ksr)
+}
+
+/// Splits the config into file name and source (see the crate docs).
+fn script(config: &str) -> (&str, &str) {
+    match config.strip_prefix('@') {
+        Some(rest) => match rest.split_once('\n') {
+            Some((name, src)) => (name.trim_end_matches('\r'), src),
+            None => (rest, ""),
+        },
+        None => ("script", config),
+    }
+}
+
+/// The message and JS stack of the pending exception, as app_jsdt logs them; `None` for
+/// the exit sentinel.
+fn caught(ctx: &Ctx<'_>) -> Option<String> {
+    let e = ctx.catch();
+    if let Some(s) = e.as_string() {
+        let s = s.to_string().unwrap_or_default();
+        if s == EXIT_SENTINEL {
+            return None;
+        }
+        return Some(format!("error from js: {s}\n"));
+    }
+    if let Some(ex) = e.as_exception() {
+        let msg = ex.message().unwrap_or_default();
+        let name = ex
+            .get::<_, Option<String>>("name")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "Error".into());
+        return Some(match ex.stack() {
+            Some(stack) => format!("error stack from js: {name}: {msg}\n{stack}"),
+            None => format!("error from js: {name}: {msg}\n"),
+        });
+    }
+    let text = Coerced::<String>::from_js(ctx, e)
+        .map(|c| c.0)
+        .unwrap_or_else(|_| "(an exception that has no string form)".into());
+    Some(format!("error from js: {text}\n"))
+}
+
+/// Evaluates `source` as a global sloppy-mode script named `file` (rquickjs's own eval
+/// names every script `eval_script`).
+fn eval_named(ctx: &Ctx<'_>, file: &str, source: &str) -> Result<(), String> {
+    let src =
+        CString::new(source).map_err(|_| format!("{file}: the script contains a NUL byte"))?;
+    let name = CString::new(file).map_err(|_| format!("{file}: bad file name"))?;
+    // SAFETY: both strings are NUL-terminated and outlive the call; the returned value is
+    // owned by us and freed (or, for an exception, the exception is taken by `caught`).
+    let failed = unsafe {
+        let v = qjs::JS_Eval(
+            ctx.as_raw().as_ptr(),
+            src.as_ptr(),
+            source.len() as _,
+            name.as_ptr(),
+            qjs::JS_EVAL_TYPE_GLOBAL as i32,
+        );
+        let failed = qjs::JS_IsException(v);
+        qjs::JS_FreeValue(ctx.as_raw().as_ptr(), v);
+        failed
+    };
+    if failed {
+        return Err(caught(ctx).unwrap_or_else(|| format!("{file}: exit at the top level")));
+    }
+    Ok(())
+}
+
+impl Runtime {
+    fn new(config: &str) -> Result<Runtime, String> {
+        let js = Js::new().map_err(|e| format!("QuickJS: {e}"))?;
+        let ctx = Context::full(&js).map_err(|e| format!("QuickJS: {e}"))?;
+        let (file, source) = script(config);
+        ctx.with(|ctx| -> Result<(), String> {
+            build_ksr(&ctx).map_err(|e| format!("building KSR: {e}"))?;
+            eval_named(&ctx, "kemibox-prelude.js", PRELUDE)?;
+            eval_named(&ctx, file, source)?;
+            let f: Option<Function> = ctx.globals().get("ksr_request_route").ok();
+            if f.is_none() {
+                return Err(format!("{file}: no function ksr_request_route"));
+            }
+            Ok(())
+        })?;
+        Ok(Runtime {
+            ctx,
+            _js: js,
+            routes: HashMap::new(),
+        })
+    }
+
+    /// Runs route function `name`: `Ok(false)` when the script has none.
+    fn run(&mut self, name: &str) -> Result<bool, String> {
+        let routes = &mut self.routes;
+        self.ctx.with(|ctx| {
+            let f = match routes.get(name) {
+                Some(Some(f)) => f.clone().restore(&ctx).map_err(|e| e.to_string())?,
+                Some(None) => return Ok(false),
+                None => {
+                    let f: Option<Function> = ctx.globals().get(name).ok();
+                    routes.insert(
+                        name.to_string(),
+                        f.clone().map(|f| Persistent::save(&ctx, f)),
+                    );
+                    match f {
+                        Some(f) => f,
+                        None => return Ok(false),
+                    }
+                }
+            };
+            match f.call::<_, Value>(()) {
+                Ok(_) => Ok(true),
+                Err(rquickjs::Error::Exception) => match caught(&ctx) {
+                    None => Ok(true),
+                    Some(text) => Err(text),
+                },
+                Err(e) => Err(format!("error from js: {e}\n")),
+            }
+        })
+    }
+}
+
+/// Runs route `name` of the loaded script; an uncaught exception is logged and traps, so
+/// the server answers 500 and counts a script error.
+fn run_route(name: &str) -> bool {
+    let r = RT.with(|rt| match rt.borrow_mut().as_mut() {
+        Some(rt) => rt.run(name),
+        None => Err("the JavaScript runtime was not initialised\n".into()),
+    });
+    match r {
+        Ok(found) => found,
+        Err(e) => {
+            log_error(&e);
+            log_error(&format!("error executing: {name}\n"));
+            fail()
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn fail() -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn fail() -> ! {
+    std::process::abort()
+}
+
+struct JsPlugin;
+
+impl bindings::Guest for JsPlugin {
+    fn init(config: String) -> Result<(), String> {
+        let rt = Runtime::new(&config)?;
+        RT.with(|r| *r.borrow_mut() = Some(rt));
+        Ok(())
+    }
+
+    fn request_route() {
+        run_route("ksr_request_route");
+    }
+
+    fn reply_route() {
+        run_route("ksr_reply_route");
+    }
+
+    fn route(name: String) -> bool {
+        run_route(&name)
+    }
+
+    fn onsend_route() -> bool {
+        // False when the script defines no ksr_onsend_route: kemibox stops calling it.
+        run_route("ksr_onsend_route")
+    }
+}
+
+bindings::export!(JsPlugin with_types_in bindings);
