@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kamailio's basic KEMI script on kemibox: kamailio-basic-kemi-lua.lua on mlua vs
 # kamailio-basic-kemi-jsdt.js (LANG js, the default) or kamailio-basic-kemi-python.py
-# (LANG py) built into a wasm plugin (kemibox plugin build), all unmodified, with
+# (LANG py) built into a wasm plugin (kemibox plugin build), or the jsdt script on engine
+# js-wasm (LANG jsw: QuickJS in wasm, no build step), all unmodified, with
 # examples/basic-kemi/kemibox.toml (the JS/Python run adds nathelper and permissions,
 # which those scripts call without testing for them; usrloc in memory).
 # Load: sipp registering alice with digest auth (tests/sipp/register-auth.xml: REGISTER
@@ -22,12 +23,21 @@ cargo build --release -p kemibox
 kb=$T/release/kemibox
 out=$(mktemp -d /tmp/kemibox-basic-bench.XXXXXX)
 trap 'rm -rf "$out"' EXIT
+kam=$lang
 case $lang in
   js) src=/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js ;;
+  jsw) src=/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js; kam=js ;;
   py) src=/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-python.py ;;
-  *) echo "LANG: js or py" >&2; exit 2 ;;
+  *) echo "LANG: js, jsw or py" >&2; exit 2 ;;
 esac
-"$kb" plugin build "$src" -o "$out/basic-$lang.wasm" >/dev/null
+if [[ $lang == jsw ]]; then
+  CARGO_TARGET_DIR="$root/plugins/target" \
+    cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml -p kemibox-quickjs
+  routing="engine = \"js-wasm\"\nscript = \"$src\"\ncache_dir = \"$out/cache\""
+else
+  "$kb" plugin build "$src" -o "$out/basic-$lang.wasm" >/dev/null
+  routing="engine = \"wasm\"\nplugin = \"$out/basic-$lang.wasm\"\ncache_dir = \"$out/cache\""
+fi
 examples/basic-kemi/create-db.sh "$out/kamailio.sqlite" alice:alice123 bob:bob123 >/dev/null
 common() {
   sed -e "s#\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"#\"udp:127.0.0.1:$port\"#" \
@@ -37,8 +47,7 @@ common() {
 }
 common > "$out/lua.toml"
 common | sed -e 's#"pike", "acc"\]#"pike", "acc", "nathelper", "permissions"]#' \
-  -e 's#^engine = "lua"#engine = "wasm"#' \
-  -e "s#^script = .*#plugin = \"$out/basic-$lang.wasm\"\ncache_dir = \"$out/cache\"#" > "$out/$lang.toml"
+  -e '/^engine = "lua"/d' -e "s#^script = .*#$routing#" > "$out/$lang.toml"
 "$kb" check -c "$out/$lang.toml" >/dev/null 2>&1   # compile the component into the cache
 # utime+stime of a process and its children (Kamailio forks its workers from the main one).
 cpu() {
@@ -83,5 +92,5 @@ run() {
 }
 for _ in $(seq "$pairs"); do
   run lua; run "$lang"
-  if [[ ${KAMAILIO:-0} == 1 ]]; then run kam-lua; run "kam-$lang"; fi
+  if [[ ${KAMAILIO:-0} == 1 ]]; then run kam-lua; run "kam-$kam"; fi
 done

@@ -8,8 +8,9 @@
 //! Lua engines; the lua-wasm load (compile), instantiation + `init` and first call are
 //! printed once.
 //!
-//! The same logic in JavaScript (`JS`, built with `kemibox plugin build`: componentize-js
-//! and the KSR shim of `plugins/js`) runs as a wasm component too.
+//! The same logic in JavaScript (`JS`) runs on engine `js-wasm` (QuickJS inside the
+//! `plugins/quickjs` runtime component, the script given at `init`), and built into a
+//! component with `kemibox plugin build` (componentize-js and the KSR shim of `plugins/js`).
 //!
 //! And in Python (`PY`, Kamailio app_python3 style, built with `kemibox plugin build`:
 //! componentize-py and the runtime of `plugins/python`).
@@ -233,6 +234,52 @@ fn engines(c: &mut Criterion) {
     });
     g.bench_function("lua-wasm fresh instance+init", |b| {
         b.iter(|| black_box(lw.instantiate(&env).expect("instance")))
+    });
+
+    // Engine js-wasm: the JS version of the script inside the QuickJS runtime component.
+    let qjs = plugins().join("kemibox_quickjs.wasm");
+    let t = std::time::Instant::now();
+    let jw = Arc::new(
+        Plugin::load(
+            &qjs,
+            &kemibox::engine::wasm::script_runtime::runtime_config(&js_script, JS),
+            Default::default(),
+        )
+        .expect("JS runtime"),
+    );
+    let compile = t.elapsed();
+    let t = std::time::Instant::now();
+    drop(jw.instantiate(&env).expect("instance"));
+    let inst = t.elapsed();
+    let t = std::time::Instant::now();
+    let (_, o) = jw.run(&env, ctx(&env), rq);
+    let first = t.elapsed();
+    assert_eq!(o, Outcome::Done);
+    eprintln!(
+        "js-wasm: compile {compile:?}, instantiate + init {inst:?}, first call (with instantiate + init) {first:?}"
+    );
+    let basic = std::path::Path::new(
+        "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js",
+    );
+    if let Ok(src) = std::fs::read_to_string(basic) {
+        let config = kemibox::engine::wasm::script_runtime::runtime_config(basic, &src);
+        let bp = Plugin::load(&qjs, &config, Default::default()).expect("JS runtime");
+        let mut best = Duration::MAX;
+        for _ in 0..50 {
+            let t = std::time::Instant::now();
+            black_box(bp.instantiate(&env).expect("basic script instance"));
+            best = best.min(t.elapsed());
+        }
+        eprintln!("js-wasm: Kamailio's basic script, instantiate + init (best of 50) {best:?}");
+    }
+    g.bench_function("js-wasm warm", |b| {
+        b.iter(|| {
+            let (_, o) = jw.run(&env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    g.bench_function("js-wasm fresh instance+init", |b| {
+        b.iter(|| black_box(jw.instantiate(&env).expect("instance")))
     });
 
     // The same with `KSR.x.exit()` ending every route (the sentinel error path).
