@@ -258,9 +258,8 @@ fn engines(c: &mut Criterion) {
     eprintln!(
         "js-wasm: compile {compile:?}, instantiate + init {inst:?}, first call (with instantiate + init) {first:?}"
     );
-    let basic = std::path::Path::new(
-        "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js",
-    );
+    let basic =
+        std::path::Path::new("/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js");
     if let Ok(src) = std::fs::read_to_string(basic) {
         let config = kemibox::engine::wasm::script_runtime::runtime_config(basic, &src);
         let bp = Plugin::load(&qjs, &config, Default::default()).expect("JS runtime");

@@ -733,6 +733,27 @@ mod tests {
     }
 
     #[test]
+    fn js_wasm_engine() {
+        let good = OK.replace(
+            "engine = \"lua\"\nscript = \"kemibox-cfg-test.lua\"",
+            "engine = \"js-wasm\"\nscript = \"kemibox-cfg-test.lua\"",
+        );
+        let c = load(&good).expect("js-wasm config");
+        // Found in the build tree, or a clear error naming the runtime and where it looked.
+        match c.runtime_path("js-wasm") {
+            Ok(p) => assert!(p.ends_with(JS_RUNTIME), "{}", p.display()),
+            Err(e) => assert!(
+                e.contains("JavaScript runtime component") && e.contains(JS_RUNTIME),
+                "{e}"
+            ),
+        }
+        assert!(c.runtime_path("lua").is_err());
+        let bad = good.replace("\nscript = \"kemibox-cfg-test.lua\"", "");
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.contains("engine \"js-wasm\" needs a script"), "{e}");
+    }
+
+    #[test]
     fn lua_wasm_engine() {
         let good = OK.replace(
             "engine = \"lua\"\nscript = \"kemibox-cfg-test.lua\"",

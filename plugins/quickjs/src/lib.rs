@@ -55,6 +55,13 @@ const PRELUDE: &str = r#"(function () {
   const drop = x.drop;
   x.exit = function () { throw EXIT; };
   x.drop = function () { if (drop !== undefined) drop(); throw EXIT; };
+  // Kamailio runs the cfg route of that name; a KEMI-only config keeps routes in the script.
+  KSR.route = function (name) {
+    const f = globalThis[name];
+    if (typeof f !== 'function') return -1;
+    f();
+    return 1;
+  };
   const log = function (name) {
     const f = KSR[name];
     return function () {

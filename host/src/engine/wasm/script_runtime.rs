@@ -55,15 +55,22 @@ mod tests {
     /// The lua-wasm runtime running `script` (written to `s.lua`) and an environment
     /// recording what is sent.
     fn setup(script: &str) -> (Arc<Env>, Arc<Recorder>, Arc<Plugin>) {
+        setup_on("lua-wasm", "s.lua", script)
+    }
+
+    /// Runtime `engine` running `script` (written to `file`; the runtime component is
+    /// found in the source tree's build) and an environment recording what is sent.
+    fn setup_on(engine: &str, file: &str, script: &str) -> (Arc<Env>, Arc<Recorder>, Arc<Plugin>) {
         let (env, rec) = crate::testutil::env(
             &["udp:127.0.0.1:5060"],
             &["sl", "maxfwd", "kx", "textops", "tm"],
-            &format!("runtime = \"{}\"", plugin_wasm("kemibox_lua").display()),
+            "",
         );
-        let path = env.cfg.base_dir.join("s.lua");
+        let path = env.cfg.base_dir.join(file);
         std::fs::write(&path, script).expect("write");
-        let plugin =
-            Arc::new(load_script(&env.cfg, "lua-wasm", &path, script).expect("runtime loads"));
+        // Builds the plugins workspace (both runtimes) once per test run.
+        plugin_wasm("kemibox_lua");
+        let plugin = Arc::new(load_script(&env.cfg, engine, &path, script).expect("runtime loads"));
         (env, rec, plugin)
     }
 
@@ -264,6 +271,172 @@ end
         let e = p.instantiate(&env).err().expect("refused");
         assert!(e.contains("s.lua:2:"), "{e}");
         let (env, _, p) = setup("function other() end\n");
+        let e = p.instantiate(&env).err().expect("refused");
+        assert!(e.contains("no function ksr_request_route"), "{e}");
+    }
+
+    // Engine js-wasm: the same conventions, app_jsdt's way.
+
+    fn run_js(script: &str) -> (Ctx, Outcome, Vec<String>) {
+        let (env, rec, p) = setup_on("js-wasm", "s.js", script);
+        let (c, out) = p.run(&env, request(&env), RQ);
+        (c, out, replies(&rec))
+    }
+
+    #[test]
+    fn js_exit_from_nested_calls_try_catch_and_loaded_modules_only() {
+        let (_, out, sent) = run_js(
+            r#"
+function deep(n) {
+    if (n === 0) {
+        KSR.sl.sl_send_reply(200, "first");
+        KSR.x.exit();
+        KSR.sl.sl_send_reply(500, "after exit");
+    }
+    deep(n - 1);
+}
+function ksr_request_route() {
+    if (KSR.sanity !== undefined || KSR.nathelper) KSR.sl.sl_send_reply(500, "not loaded but visible");
+    if (!KSR.maxfwd || !KSR.tm || KSR_tm !== KSR.tm) KSR.sl.sl_send_reply(500, "loaded but missing");
+    try { throw { code: 42 }; } catch (e) { if (e.code !== 42) KSR.sl.sl_send_reply(500, "thrown object"); }
+    try { null.x; KSR.sl.sl_send_reply(500, "no TypeError"); } catch (e) {
+        if (!(e instanceof TypeError)) KSR.sl.sl_send_reply(500, "not a TypeError " + e);
+    }
+    // an exit caught by the script's own try, as in Kamailio
+    try { KSR.x.exit(); } catch (e) { if (e !== "~~ksr~exit~~") KSR.sl.sl_send_reply(500, "caught exit " + e); }
+    deep(20);
+    KSR.sl.sl_send_reply(500, "after deep");
+}
+"#,
+        );
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(sent, vec!["SIP/2.0 200 first"]);
+    }
+
+    /// Arguments and results converted as app_jsdt (duktape) does, and the language
+    /// itself (closures, regular expressions, JSON, modern syntax).
+    #[test]
+    fn js_conversions_and_the_language() {
+        let (_, out, sent) = run_js(
+            r#"
+function ksr_request_route() {
+    const r = [];
+    r.push(KSR.pv.get("$avp(none)") === null);          // xval none: null
+    r.push(KSR.pv.get("$sp") === 5070);                  // int
+    r.push(KSR.pv.get("$rU"));                           // str
+    r.push(KSR.info("x\n") === undefined);               // no result
+    r.push(KSR.pv.is_null("$avp(none)"));                // a boolean
+    r.push(KSR.maxfwd.process_maxfwd("10"));             // a number string for an int
+    r.push(KSR.hdr.is_present() === false);              // no arguments for a parameter: false
+    let e = "";
+    try { KSR.textops.replace("a"); } catch (x) { e = x.name; }
+    r.push(e);                                           // too few: a RangeError
+    const m = /^sip:([^@]+)@(.*)$/.exec(KSR.pv.get("$ru"));
+    const { user, host } = { user: m[1], host: m[2].split(":")[0] };
+    r.push(`${user}@${host}`, JSON.stringify({ a: [1, 2] }), [3, 1, 2].sort().join(""));
+    console.log("console", "works");
+    KSR.sl.sl_send_reply("200", r.join("|"));
+}
+"#,
+        );
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(
+            sent,
+            vec![
+                r#"SIP/2.0 200 true|true|bob|true|true|1|true|RangeError|bob@127.0.0.1|{"a":[1,2]}|123"#
+            ]
+        );
+    }
+
+    #[test]
+    fn js_drop_marks_the_message_and_ends_the_route() {
+        let (c, out, sent) = run_js(
+            "function ksr_request_route() {\n  KSR.x.drop();\n  KSR.sl.sl_send_reply(500, 'after drop');\n}\n",
+        );
+        assert_eq!(out, Outcome::Done);
+        assert!(c.drop);
+        assert!(sent.is_empty(), "{sent:?}");
+    }
+
+    /// No host access from JS: no `std`/`os` modules, no `require`, no network.
+    #[test]
+    fn js_reaches_nothing_outside_the_sandbox() {
+        let (_, out, sent) = run_js(
+            r#"
+function ksr_request_route() {
+    const names = ["std", "os", "require", "process", "fetch", "XMLHttpRequest", "WebAssembly"];
+    KSR.sl.sl_send_reply(200, names.map(n => typeof globalThis[n]).join(","));
+}
+"#,
+        );
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(
+            sent,
+            vec![
+                "SIP/2.0 200 undefined,undefined,undefined,undefined,undefined,undefined,undefined"
+            ]
+        );
+    }
+
+    /// An uncaught exception: the route ends with an error (the pipeline answers 500), the
+    /// log has the JS stack naming the script's file and line, the next message gets a
+    /// fresh instance.
+    #[test]
+    fn js_uncaught_exception_logs_its_stack_and_the_worker_recovers() {
+        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let log2 = log.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || LogBuf(log2.clone()))
+            .with_ansi(false)
+            .finish();
+        let (env, rec, p) = setup_on(
+            "js-wasm",
+            "s.js",
+            "var n = 0;\nfunction ksr_request_route() {\n  n++;\n  if (KSR.pv.get('$rU') == 'bob') {\n    null.x;\n  }\n  KSR.sl.sl_send_reply(200, 'n=' + n);\n}\n",
+        );
+        let (_, out) = tracing::subscriber::with_default(sub, || p.run(&env, request(&env), RQ));
+        assert!(matches!(out, Outcome::Error(_)), "{out:?}");
+        let text = String::from_utf8_lossy(&log.lock().expect("lock")).to_string();
+        assert!(text.contains("error stack from js: TypeError"), "{text}");
+        assert!(text.contains("s.js:5"), "{text}");
+        assert!(
+            text.contains("error executing: ksr_request_route"),
+            "{text}"
+        );
+        assert!(replies(&rec).is_empty());
+        for _ in 0..2 {
+            let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
+            assert_eq!(out, Outcome::Done);
+        }
+        assert_eq!(replies(&rec), vec!["SIP/2.0 200 n=1", "SIP/2.0 200 n=2"]);
+    }
+
+    #[test]
+    fn js_named_routes_and_load_errors() {
+        let (env, rec, p) = setup_on(
+            "js-wasm",
+            "s.js",
+            "function ksr_request_route() { KSR.route('helper'); }\n\
+             function helper() { KSR.sl.sl_send_reply(404, 'helper'); }\n\
+             function failure_route_x() { KSR.sl.sl_send_reply(302, 'failure'); }\n",
+        );
+        let (_, out) = p.run(&env, request(&env), RQ);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies(&rec), vec!["SIP/2.0 404 helper"]);
+        let (_, out) = p.run(&env, request(&env), "failure_route_x");
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies(&rec), vec!["SIP/2.0 302 failure"]);
+        let (_, out) = p.run(&env, request(&env), "no_such_route");
+        assert_eq!(out, Outcome::Missing);
+        // A syntax error or no request route refuses the script at init.
+        let (env, _, p) = setup_on(
+            "js-wasm",
+            "s.js",
+            "function ksr_request_route() {\n  if (\n}\n",
+        );
+        let e = p.instantiate(&env).err().expect("refused");
+        assert!(e.contains("SyntaxError") && e.contains("s.js:3"), "{e}");
+        let (env, _, p) = setup_on("js-wasm", "s.js", "function other() {}\n");
         let e = p.instantiate(&env).err().expect("refused");
         assert!(e.contains("no function ksr_request_route"), "{e}");
     }
