@@ -5,6 +5,9 @@
 //! uncaught JS error answering 500 with its JS stack in the log, Kamailio's own
 //! `kamailio-basic-kemi-jsdt.js` unmodified, and a hot swap from a Lua script to a JS
 //! plugin under sipp load.
+//!
+//! The forwarder, the semantics and the uncaught error run on engine `js-wasm` too (the
+//! same scripts on QuickJS inside the `plugins/quickjs` component, no build step).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -17,15 +20,40 @@ use serde_json::json;
 
 const JSDT_SCRIPT: &str = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js";
 
+/// How a JS script runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Js {
+    /// Built into a component with `kemibox plugin build` (componentize-js).
+    Component,
+    /// Engine `js-wasm`: QuickJS inside the runtime component, the script read at start.
+    QuickJs,
+}
+
 /// A wasm config running the JS plugin built from `script`, with the shared cache.
 fn js_config(listen: u16, script: &Path, plugin_config: &str, extra_core: &str) -> String {
-    let plugin = js_plugin(script);
+    js_config_on(Js::Component, listen, script, plugin_config, extra_core)
+}
+
+/// A config running `script` the `js` way (`plugin_config` goes to a built plugin).
+fn js_config_on(
+    js: Js,
+    listen: u16,
+    script: &Path,
+    plugin_config: &str,
+    extra_core: &str,
+) -> String {
+    let routing = match js {
+        Js::Component => format!(
+            "engine = \"wasm\"\nplugin = \"{}\"\nconfig = \"{plugin_config}\"\n",
+            js_plugin(script).display()
+        ),
+        Js::QuickJs => format!("engine = \"js-wasm\"\nscript = \"{}\"\n", script.display()),
+    };
     format!(
         "[core]\nlisten = [\"udp:127.0.0.1:{listen}\"]\negress_allow = [\"127.0.0.0/8\"]\nworkers = 2\n{extra_core}\n\
 [modparam.tm]\nfr_timer = 5000\nfr_inv_timer = 10000\n\
-[dns]\nhosts_only = true\n[routing]\nengine = \"wasm\"\nplugin = \"{}\"\nconfig = \"{plugin_config}\"\n\
+[dns]\nhosts_only = true\n[routing]\n{routing}\
 cache_dir = \"{}\"\n[routing.limits]\ndeadline_ms = 500\nmemory_mb = 64\n",
-        plugin.display(),
         js_cache_dir().display()
     )
 }
@@ -107,13 +135,22 @@ fn assert_sipp(out: &std::process::Output, calls: u32, kb: &Kemibox) {
 
 #[test]
 fn js_stateless_forwarder_under_sipp() {
+    stateless_forwarder_under_sipp(Js::Component);
+}
+
+#[test]
+fn js_stateless_forwarder_under_sipp_on_js_wasm() {
+    stateless_forwarder_under_sipp(Js::QuickJs);
+}
+
+fn stateless_forwarder_under_sipp(js: Js) {
     const CALLS: u32 = 40;
     let (p, u) = (free_port(), free_port());
     let script = repo_root().join("examples/js/stateless.js");
     // One worker: stateless forwarding on two workers may pass a 200 before the 180 sent
     // just ahead of it when the 180's worker is still making its first instance of the
     // plugin, and sipp's built-in UAC fails a call on a 180 after the 200.
-    let kb = start_js(&one_worker(js_config(p, &script, "", "")));
+    let kb = start_js(&one_worker(js_config_on(js, p, &script, "", "")));
     let _uas = sipp_uas(&kb, u, None);
     let out = run_bounded(&mut sipp_uac(&kb, p, u, CALLS, 20), Duration::from_secs(60));
     assert_sipp(&out, CALLS, &kb);
@@ -208,9 +245,19 @@ fn answer_to(sock: &UdpSocket, proxy: SocketAddr, user: &str) -> (u16, String) {
 /// conversions, only loaded modules under `KSR`, state kept by the warm instance.
 #[test]
 fn js_exit_drop_and_conversions() {
+    exit_drop_and_conversions(Js::Component);
+}
+
+#[test]
+fn js_exit_drop_and_conversions_on_js_wasm() {
+    exit_drop_and_conversions(Js::QuickJs);
+}
+
+fn exit_drop_and_conversions(js: Js) {
     let p = free_port();
     let script = repo_root().join("tests/js/semantics.js");
-    let kb = start_js(&one_worker(js_config(
+    let kb = start_js(&one_worker(js_config_on(
+        js,
         p,
         &script,
         "",
@@ -283,9 +330,24 @@ fn js_exit_drop_and_conversions() {
 /// fresh instance.
 #[test]
 fn js_uncaught_error_answers_500_with_the_js_stack() {
+    uncaught_error_answers_500_with_the_js_stack(Js::Component);
+}
+
+#[test]
+fn js_uncaught_error_answers_500_with_the_js_stack_on_js_wasm() {
+    uncaught_error_answers_500_with_the_js_stack(Js::QuickJs);
+}
+
+fn uncaught_error_answers_500_with_the_js_stack(js: Js) {
     let p = free_port();
     let script = repo_root().join("tests/js/semantics.js");
-    let kb = start_js(&one_worker(js_config(
+    // How the engine prints a stack frame of function `f` at `semantics.js:LINE`.
+    let frame = |f: &str, line: &str| match js {
+        Js::Component => format!("{f}@semantics.js:{line}"),
+        Js::QuickJs => format!("at {f} ({}:{line}", script.display()),
+    };
+    let kb = start_js(&one_worker(js_config_on(
+        js,
         p,
         &script,
         "",
@@ -303,8 +365,8 @@ fn js_uncaught_error_answers_500_with_the_js_stack() {
         log.contains("error stack from js: Error: kaboom from js: throw"),
         "{log}"
     );
-    assert!(log.contains("thrower@semantics.js:15:"), "{log}");
-    assert!(log.contains("ksr_request_route@semantics.js:"), "{log}");
+    assert!(log.contains(&frame("thrower", "15:")), "{log}");
+    assert!(log.contains(&frame("ksr_request_route", "")), "{log}");
     assert!(log.contains("error executing: ksr_request_route"), "{log}");
     assert_eq!(kb.metric("wasm_traps"), 1);
     assert!(kb.metric("script_errors") >= 1);
@@ -331,7 +393,7 @@ fn js_uncaught_error_answers_500_with_the_js_stack() {
         assert!(Instant::now() < deadline, "{}", kb.log_text());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(kb.log_text().contains("ksr_reply_route@semantics.js:"));
+    assert!(kb.log_text().contains(&frame("ksr_reply_route", "")));
     assert_eq!(kb.metric_settled("wasm_traps", 2), 2);
 }
 
