@@ -555,8 +555,9 @@ Call-ID: jsdt-call\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@{c}>\r\nContent-Leng
 }
 
 /// Hot swap between engines under load: `routing.load` from a Lua script (mlua) to a Rust
-/// plugin (`plugins/stateful`) to a JS plugin while sipp runs at 100 calls/s: no call
-/// fails, and the callee sees the Lua marker, then the Rust one, then the JS one.
+/// plugin (`plugins/stateful`) to a JS plugin to the same JS script on engine js-wasm
+/// (a `.js` path) while sipp runs at 100 calls/s: no call fails, and the callee sees the
+/// markers in that order.
 #[test]
 fn hot_swap_lua_to_rust_to_js_under_load() {
     const RATE: u32 = 100;
@@ -572,6 +573,12 @@ fn hot_swap_lua_to_rust_to_js_under_load() {
             1,
         );
     assert!(lua.contains("X-Routing-Version: lua"));
+    // The same JS script on engine js-wasm, marked by its own text (a script engine has
+    // no plugin config).
+    let jsw_src = std::fs::read_to_string(repo_root().join("examples/js/stateful.js"))
+        .expect("examples/js/stateful.js")
+        .replacen("var MARKER = null;", "var MARKER = \"js-wasm\";", 1);
+    assert!(jsw_src.contains("\"js-wasm\""));
     let limits = "[routing.limits]\ndeadline_ms = 500\nmemory_mb = 64\n";
     // The components compiled ahead, as an operator would with `kemibox check`.
     for (plugin, marker) in [(&js, "js"), (&rust, "rust")] {
@@ -593,9 +600,11 @@ modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
     let _uas = sipp_uas(&kb, u, Some(&repo_root().join("tests/sipp/uas-marker.xml")));
     let mut cmd = sipp_uac(&kb, p, u, RATE * SECS, RATE);
     let uac = std::thread::spawn(move || run_bounded(&mut cmd, Duration::from_secs(90)));
+    let jsw = kb.dir.join("stateful-js-wasm.js");
+    std::fs::write(&jsw, jsw_src).expect("write");
     let mut swaps = Vec::new();
-    for (plugin, marker) in [(&rust, "rust"), (&js, "js")] {
-        std::thread::sleep(Duration::from_secs(SECS as u64 / 3));
+    for (plugin, marker) in [(&rust, "rust"), (&js, "js"), (&jsw, "js-wasm")] {
+        std::thread::sleep(Duration::from_secs(SECS as u64 / 4));
         let t = Instant::now();
         let r = kb.rpc(
             "routing.load",
@@ -603,7 +612,12 @@ modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
         );
         swaps.push(t.elapsed());
         assert!(r.get("result").is_some(), "swap to {marker} refused: {r}");
-        assert_eq!(r["result"]["current"]["engine"], "wasm", "{r}");
+        let engine = if marker == "js-wasm" {
+            "js-wasm"
+        } else {
+            "wasm"
+        };
+        assert_eq!(r["result"]["current"]["engine"], engine, "{r}");
     }
     let out = uac.join().expect("sipp UAC thread");
     assert_sipp(&out, RATE * SECS, &kb);
@@ -616,21 +630,28 @@ modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
     assert_eq!(markers.len(), (RATE * SECS) as usize, "every INVITE marked");
     let first = |m: &str| markers.iter().position(|x| *x == m);
     let last = |m: &str| markers.iter().rposition(|x| *x == m);
-    let (Some(first_rust), Some(first_js)) = (first("rust"), first("js")) else {
-        panic!("both swaps took effect: {markers:?}");
+    let (Some(first_rust), Some(first_js), Some(first_jsw)) =
+        (first("rust"), first("js"), first("js-wasm"))
+    else {
+        panic!("every swap took effect: {markers:?}");
     };
     assert!(first_rust > 0, "Lua routed first");
     // INVITEs routed just before a swap may arrive just after the first new one.
     assert!(
         last("lua").unwrap_or(0) < first_rust + 10
             && last("rust").unwrap_or(0) < first_js + 10
+            && last("js").unwrap_or(0) < first_jsw + 10
             && first_rust < first_js
-            && markers.iter().all(|m| ["lua", "rust", "js"].contains(m)),
-        "lua, then rust, then js: {markers:?}"
+            && first_js < first_jsw
+            && markers
+                .iter()
+                .all(|m| ["lua", "rust", "js", "js-wasm"].contains(m)),
+        "lua, then rust, then js, then js-wasm: {markers:?}"
     );
     println!(
-        "swaps took {swaps:?}; {first_rust} calls on lua, {} on rust, the rest on js",
-        first_js - first_rust
+        "swaps took {swaps:?}; {first_rust} calls on lua, {} on rust, {} on js, the rest on js-wasm",
+        first_js - first_rust,
+        first_jsw - first_js
     );
     assert_eq!(kb.metric("script_errors"), 0);
     assert_eq!(kb.metric("wasm_traps"), 0);
