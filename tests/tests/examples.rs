@@ -46,3 +46,13 @@ fn the_lua_wasm_example_passes_kemibox_check() {
     check("lua-wasm/kemibox.toml");
     let _ = std::fs::remove_dir_all(repo_root().join("examples/lua-wasm/cache"));
 }
+
+/// `examples/js-wasm/kemibox.toml`: the stateless JS example on engine js-wasm, the
+/// runtime found in the source tree's plugins build.
+#[test]
+fn the_js_wasm_example_passes_kemibox_check() {
+    let runtime = wasm_plugin("kemibox_quickjs");
+    assert!(runtime.is_file(), "{} was not built", runtime.display());
+    check("js-wasm/kemibox.toml");
+    let _ = std::fs::remove_dir_all(repo_root().join("examples/js-wasm/cache"));
+}
