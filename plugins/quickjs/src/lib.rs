@@ -30,7 +30,10 @@ use std::collections::HashMap;
 use std::ffi::CString;
 
 use kemibox_guest::bindings;
-use rquickjs::function::Rest;
+use std::rc::Rc;
+
+use rquickjs::function::{Rest, This};
+use rquickjs::object::{Accessor, Property};
 use rquickjs::{
     qjs, Coerced, Context, Ctx, Exception, FromJs, Function, Object, Persistent, Runtime as Js,
     Value,
@@ -216,32 +219,71 @@ fn kemi_fn<'js>(ctx: &Ctx<'js>, index: u32, e: &k::ExportInfo) -> rquickjs::Resu
     Ok(f)
 }
 
+/// Defines `obj[name]` as a plain data property (what a lazy property becomes).
+fn settle<'js>(obj: &Object<'js>, name: &str, v: Value<'js>) -> rquickjs::Result<()> {
+    obj.prop(
+        name,
+        Property::from(v).writable().configurable().enumerable(),
+    )
+}
+
 /// Builds `KSR` (and the `KSR_<module>` aliases) from the export list: only loaded
-/// modules appear.
-fn build_ksr(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+/// modules appear. A core function is made at once; a module's table (and its
+/// functions) on first use, through a getter that then replaces itself with the table:
+/// an instance makes only the modules its script touches, which keeps `init` short.
+fn build_ksr<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
+    let exports = Rc::new(k::exports());
     let globals = ctx.globals();
     let ksr = Object::new(ctx.clone())?;
-    let mut modules: HashMap<String, Object<'_>> = HashMap::new();
-    for (idx, e) in k::exports().iter().enumerate() {
+    let mut modules: Vec<(String, Vec<u32>)> = Vec::new();
+    for (idx, e) in exports.iter().enumerate() {
         let Ok(index) = u32::try_from(idx) else {
             break;
         };
-        let f = kemi_fn(ctx, index, e)?;
         if e.module.is_empty() {
-            ksr.set(e.name.as_str(), f)?;
+            ksr.set(e.name.as_str(), kemi_fn(ctx, index, e)?)?;
             continue;
         }
-        let m = match modules.get(&e.module) {
-            Some(m) => m.clone(),
-            None => {
-                let m = Object::new(ctx.clone())?;
-                ksr.set(e.module.as_str(), m.clone())?;
-                globals.set(format!("KSR_{}", e.module), m.clone())?;
-                modules.insert(e.module.clone(), m.clone());
-                m
-            }
-        };
-        m.set(e.name.as_str(), f)?;
+        match modules.iter_mut().find(|(m, _)| *m == e.module) {
+            Some((_, list)) => list.push(index),
+            None => modules.push((e.module.clone(), vec![index])),
+        }
+    }
+    for (module, list) in modules {
+        let exports = exports.clone();
+        let name = module.clone();
+        let build =
+            move |ctx: Ctx<'js>, This(obj): This<Object<'js>>| -> rquickjs::Result<Value<'js>> {
+                let table = Object::new(ctx.clone())?;
+                for &i in &list {
+                    let e = &exports[i as usize];
+                    table.set(e.name.as_str(), kemi_fn(&ctx, i, e)?)?;
+                }
+                let v = table.into_value();
+                settle(&obj, &name, v.clone())?;
+                Ok(v)
+            };
+        let name = module.clone();
+        let replace = move |This(obj): This<Object<'js>>, v: Value<'js>| settle(&obj, &name, v);
+        ksr.prop(
+            module.as_str(),
+            Accessor::new(build, replace).configurable().enumerable(),
+        )?;
+        // app_jsdt's alias: the same table, from KSR.
+        let alias = format!("KSR_{module}");
+        let (name, key) = (module.clone(), alias.clone());
+        let get =
+            move |ctx: Ctx<'js>, This(obj): This<Object<'js>>| -> rquickjs::Result<Value<'js>> {
+                let v: Value = ctx.globals().get::<_, Object>("KSR")?.get(name.as_str())?;
+                settle(&obj, &key, v.clone())?;
+                Ok(v)
+            };
+        let key = alias.clone();
+        let replace = move |This(obj): This<Object<'js>>, v: Value<'js>| settle(&obj, &key, v);
+        globals.prop(
+            alias.as_str(),
+            Accessor::new(get, replace).configurable().enumerable(),
+        )?;
     }
     globals.set("KSR", ksr)
 }
