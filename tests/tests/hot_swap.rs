@@ -1,6 +1,7 @@
 //! Hot swap of the routing over the control listener's JSON-RPC (`POST /RPC`) and SIGHUP:
 //! a transaction finishes on the version that started it, a refused load leaves traffic
-//! untouched, Lua scripts reload with Kamailio's `app_lua.reload`, and sipp calls under
+//! untouched, Lua scripts reload with Kamailio's `app_lua.reload` (JavaScript ones on
+//! engine js-wasm with `app_jsdt.reload`), and sipp calls under
 //! load while versions alternate every second lose nothing.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -150,6 +151,70 @@ fn failure_route_runs_on_the_version_that_started_the_transaction() {
     let unknown = kb.rpc("routing.nonesuch", json!([]));
     assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
     assert_eq!(kb.metric("script_errors"), 0);
+    assert_eq!(kb.metric("wasm_traps"), 0);
+}
+
+/// Engine js-wasm: `app_jsdt.reload` (Kamailio's command) loads the edited script and
+/// answers the old and new versions; a script that does not compile is refused with its
+/// file and line and the running one stays; on another engine the command is refused.
+#[test]
+fn js_script_reloads_with_app_jsdt_reload() {
+    let p = free_port();
+    let script = |marker: &str| {
+        format!(
+            "function ksr_request_route() {{\n  KSR.hdr.append(\"X-Routing-Version: {marker}\\r\\n\");\n  \
+KSR.forward();\n}}\n"
+        )
+    };
+    let dir = scratch_dir("jsdt-reload");
+    let path = dir.join("routing.js");
+    std::fs::write(&path, script("one")).expect("script");
+    let cfg = config(&[format!("udp:127.0.0.1:{p}")], "").replace(
+        "engine = \"lua\"\nscript = \"SCRIPT\"",
+        &format!("engine = \"js-wasm\"\nscript = \"{}\"", path.display()),
+    );
+    assert!(cfg.contains("js-wasm"), "{cfg}");
+    let kb = Kemibox::start_in(dir, &cfg, "");
+    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+    let target = UdpSocket::bind("127.0.0.1:0").expect("target");
+    let (c, t) = (
+        client.local_addr().expect("a"),
+        target.local_addr().expect("a"),
+    );
+    let mut n = 0;
+    let mut marker = || {
+        n += 1;
+        let inv = invite(proxy, c, t, &format!("js-{n}"), "");
+        client.send_to(inv.as_bytes(), proxy).expect("send");
+        let (fwd, _) = expect(&target, "INVITE ");
+        header(&fwd, "X-Routing-Version").map(str::to_string)
+    };
+    assert_eq!(marker().as_deref(), Some("one"));
+
+    std::fs::write(&path, script("two")).expect("edit");
+    let r = kb.rpc("app_jsdt.reload", json!([]));
+    assert_eq!(r["result"], json!({"old": 1, "new": 2}), "{r}");
+    assert_eq!(marker().as_deref(), Some("two"));
+
+    std::fs::write(&path, "function ksr_request_route() {\n  if (\n}\n").expect("edit");
+    let r = kb.rpc("app_jsdt.reload", json!([]));
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("Reload Failed")
+            && msg.contains("SyntaxError")
+            && msg.contains("routing.js:3"),
+        "{r}"
+    );
+    assert_eq!(marker().as_deref(), Some("two"));
+    // app_lua.reload is for the Lua engines.
+    let r = kb.rpc("app_lua.reload", json!([]));
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not lua")),
+        "{r}"
+    );
     assert_eq!(kb.metric("wasm_traps"), 0);
 }
 

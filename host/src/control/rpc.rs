@@ -7,7 +7,8 @@
 //! - `routing.load`: loads `path` (`.lua`, `.js` or `.wasm`, or `engine` given) with an
 //!   optional plugin `config`; relative paths are taken from the config file's folder.
 //! - `routing.rollback`: makes the previous version current again.
-//! - `app_lua.reload` / `app_lua.list`: Kamailio's names, for the Lua engine.
+//! - `app_lua.reload` / `app_lua.list`: Kamailio's names, for the Lua engines.
+//! - `app_jsdt.reload`: Kamailio's name, for engine `js-wasm`.
 //!
 //! A load compiles and checks off the hot path; a refused one leaves the running version
 //! in place and answers an error with the reason.
@@ -125,6 +126,25 @@ async fn dispatch(env: &Arc<Env>, method: &str, params: &Value) -> RpcResult {
                 .await
                 .map_err(|(c, m)| (c, format!("Reload Failed: {m}")))?;
             Ok(Value::Null)
+        }
+        "app_jsdt.reload" => {
+            // Kamailio's app_jsdt answers {old, new} reload versions; here the versions
+            // are kemibox's routing versions and the new one is already running.
+            let current = env.routing.current();
+            let old = match &current {
+                Some(v) if v.source.engine == "js-wasm" => v.id,
+                _ => {
+                    return Err((
+                        FAILED,
+                        "Reload Failed: the routing engine is not js-wasm".into(),
+                    ))
+                }
+            };
+            let e = env.clone();
+            let new = blocking(move || e.routing.reload(&e))
+                .await
+                .map_err(|(c, m)| (c, format!("Reload Failed: {m}")))?;
+            Ok(json!({"old": old, "new": new.id}))
         }
         "app_lua.list" => match env.routing.current() {
             Some(v) if v.source.engine.starts_with("lua") => {
