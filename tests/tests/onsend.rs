@@ -199,6 +199,28 @@ fn onsend_on_js() {
     stateless(&kb, &w);
 }
 
+/// The JS test script on engine js-wasm (QuickJS): the blocked destination written into
+/// the script (a script engine has no plugin config).
+#[test]
+fn onsend_on_js_wasm() {
+    let w = wire();
+    let src = std::fs::read_to_string(repo_root().join("tests/js/onsend.js"))
+        .expect("tests/js/onsend.js")
+        .replace("kemibox.config", &format!("\"{}\"", w.b));
+    assert!(src.contains(&w.b.to_string()));
+    let dir = scratch_dir("onsend-js-wasm");
+    let script = dir.join("onsend.js");
+    std::fs::write(&script, src).expect("script");
+    let cfg = lua_config(&w).replace(
+        "engine = \"lua\"\nscript = \"SCRIPT\"\n",
+        &format!("engine = \"js-wasm\"\nscript = \"{}\"\n", script.display()),
+    );
+    assert!(cfg.contains("js-wasm"), "{cfg}");
+    let kb = Kemibox::start_in(dir, &cfg, "");
+    relayed(&kb, &w);
+    stateless(&kb, &w);
+}
+
 /// A plugin without an onsend route is asked once per version, then never again: its
 /// sends cost nothing (`routing.status` counts the route calls).
 #[test]
