@@ -154,6 +154,26 @@ fn failure_route_runs_on_the_version_that_started_the_transaction() {
     assert_eq!(kb.metric("wasm_traps"), 0);
 }
 
+/// Sends an INVITE through the proxy on port `p` to a target socket each time it is
+/// called, and gives the `X-Routing-Version` the routing put on the forwarded request.
+fn marker_probe(p: u16, tag: &'static str) -> impl FnMut() -> Option<String> {
+    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+    let target = UdpSocket::bind("127.0.0.1:0").expect("target");
+    let (c, t) = (
+        client.local_addr().expect("a"),
+        target.local_addr().expect("a"),
+    );
+    let mut n = 0;
+    move || {
+        n += 1;
+        let inv = invite(proxy, c, t, &format!("{tag}-{n}"), "");
+        client.send_to(inv.as_bytes(), proxy).expect("send");
+        let (fwd, _) = expect(&target, "INVITE ");
+        header(&fwd, "X-Routing-Version").map(str::to_string)
+    }
+}
+
 /// Engine js-wasm: `app_jsdt.reload` (Kamailio's command) loads the edited script and
 /// answers the old and new versions; a script that does not compile is refused with its
 /// file and line and the running one stays; on another engine the command is refused.
@@ -175,21 +195,7 @@ KSR.forward();\n}}\n"
     );
     assert!(cfg.contains("js-wasm"), "{cfg}");
     let kb = Kemibox::start_in(dir, &cfg, "");
-    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
-    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
-    let target = UdpSocket::bind("127.0.0.1:0").expect("target");
-    let (c, t) = (
-        client.local_addr().expect("a"),
-        target.local_addr().expect("a"),
-    );
-    let mut n = 0;
-    let mut marker = || {
-        n += 1;
-        let inv = invite(proxy, c, t, &format!("js-{n}"), "");
-        client.send_to(inv.as_bytes(), proxy).expect("send");
-        let (fwd, _) = expect(&target, "INVITE ");
-        header(&fwd, "X-Routing-Version").map(str::to_string)
-    };
+    let mut marker = marker_probe(p, "js");
     assert_eq!(marker().as_deref(), Some("one"));
 
     std::fs::write(&path, script("two")).expect("edit");
@@ -231,21 +237,7 @@ KSR.forward()\nend\n"
     };
     let kb = Kemibox::start(&config(&[format!("udp:127.0.0.1:{p}")], ""), &script("one"));
     let path = kb.dir.join("script.lua");
-    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
-    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
-    let target = UdpSocket::bind("127.0.0.1:0").expect("target");
-    let (c, t) = (
-        client.local_addr().expect("a"),
-        target.local_addr().expect("a"),
-    );
-    let mut n = 0;
-    let mut marker = || {
-        n += 1;
-        let inv = invite(proxy, c, t, &format!("lua-{n}"), "");
-        client.send_to(inv.as_bytes(), proxy).expect("send");
-        let (fwd, _) = expect(&target, "INVITE ");
-        header(&fwd, "X-Routing-Version").map(str::to_string)
-    };
+    let mut marker = marker_probe(p, "lua");
     assert_eq!(marker().as_deref(), Some("one"));
 
     std::fs::write(&path, script("two")).expect("edit");

@@ -214,18 +214,11 @@ end
     /// names the script's file and line, and the next message gets a working instance.
     #[test]
     fn runtime_error_names_file_and_line_and_the_worker_recovers() {
-        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let log2 = log.clone();
-        let sub = tracing_subscriber::fmt()
-            .with_writer(move || LogBuf(log2.clone()))
-            .with_ansi(false)
-            .finish();
         let (env, rec, p) = setup(
             "local n = 0\nfunction ksr_request_route()\n  n = n + 1\n  if KSR.pv.get('$rU') == 'bob' then\n    local t = nil\n    return t.x\n  end\n  KSR.sl.sl_send_reply(200, 'n=' .. n)\nend\n",
         );
-        let (_, out) = tracing::subscriber::with_default(sub, || p.run(&env, request(&env), RQ));
+        let ((_, out), text) = logged(|| p.run(&env, request(&env), RQ));
         assert!(matches!(out, Outcome::Error(_)), "{out:?}");
-        let text = String::from_utf8_lossy(&log.lock().expect("lock")).to_string();
         assert!(text.contains("s.lua:6: attempt to index"), "{text}");
         assert!(text.contains("stack traceback"), "{text}");
         assert!(replies(&rec).is_empty());
@@ -235,6 +228,19 @@ end
             assert_eq!(out, Outcome::Done);
         }
         assert_eq!(replies(&rec), vec!["SIP/2.0 200 n=1", "SIP/2.0 200 n=2"]);
+    }
+
+    /// Runs `f` with the log captured: its result and what it logged.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let log2 = log.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || LogBuf(log2.clone()))
+            .with_ansi(false)
+            .finish();
+        let r = tracing::subscriber::with_default(sub, f);
+        let text = String::from_utf8_lossy(&log.lock().expect("lock")).to_string();
+        (r, text)
     }
 
     struct LogBuf(Arc<Mutex<Vec<u8>>>);
@@ -383,20 +389,13 @@ function ksr_request_route() {
     /// fresh instance.
     #[test]
     fn js_uncaught_exception_logs_its_stack_and_the_worker_recovers() {
-        let log = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let log2 = log.clone();
-        let sub = tracing_subscriber::fmt()
-            .with_writer(move || LogBuf(log2.clone()))
-            .with_ansi(false)
-            .finish();
         let (env, rec, p) = setup_on(
             "js-wasm",
             "s.js",
             "var n = 0;\nfunction ksr_request_route() {\n  n++;\n  if (KSR.pv.get('$rU') == 'bob') {\n    null.x;\n  }\n  KSR.sl.sl_send_reply(200, 'n=' + n);\n}\n",
         );
-        let (_, out) = tracing::subscriber::with_default(sub, || p.run(&env, request(&env), RQ));
+        let ((_, out), text) = logged(|| p.run(&env, request(&env), RQ));
         assert!(matches!(out, Outcome::Error(_)), "{out:?}");
-        let text = String::from_utf8_lossy(&log.lock().expect("lock")).to_string();
         assert!(text.contains("error stack from js: TypeError"), "{text}");
         assert!(text.contains("s.js:5"), "{text}");
         assert!(
