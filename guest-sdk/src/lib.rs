@@ -77,6 +77,8 @@ impl std::fmt::Display for Stop {
 /// What a route returns: `Ok(())`, or the reason it ended early.
 pub type Route = Result<(), Stop>;
 
+pub mod script;
+
 /// A KEMI result: the value, or why the route must end.
 pub type KResult<T> = Result<T, Stop>;
 

@@ -342,57 +342,24 @@ fn call(runner: &Function, f: &Function) -> Result<bool, String> {
     }
 }
 
-/// Runs route `name` of the loaded script; a Lua error is logged and traps, so the server
-/// answers 500 and counts a script error.
-fn run_route(name: &str) -> bool {
-    let r = RT.with(|rt| match rt.borrow_mut().as_mut() {
-        Some(rt) => rt.run(name),
-        None => Err("the Lua runtime was not initialised".into()),
-    });
-    match r {
-        Ok(found) => found,
-        Err(e) => {
-            log_error(&format!("lua-wasm: error in {name}: {e}"));
-            fail()
-        }
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-fn fail() -> ! {
-    core::arch::wasm32::unreachable()
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn fail() -> ! {
-    std::process::abort()
-}
-
 struct LuaPlugin;
 
-impl bindings::Guest for LuaPlugin {
-    fn init(config: String) -> Result<(), String> {
-        let rt = Runtime::new(&config)?;
+impl kemibox_guest::script::ScriptRuntime for LuaPlugin {
+    fn init(config: &str) -> Result<(), String> {
+        let rt = Runtime::new(config)?;
         RT.with(|r| *r.borrow_mut() = Some(rt));
         Ok(())
     }
 
-    fn request_route() {
-        run_route("ksr_request_route");
-    }
-
-    fn reply_route() {
-        run_route("ksr_reply_route");
-    }
-
-    fn route(name: String) -> bool {
-        run_route(&name)
-    }
-
-    fn onsend_route() -> bool {
-        // False when the script defines no ksr_onsend_route: kemibox stops calling it.
-        run_route("ksr_onsend_route")
+    /// A Lua error is logged and traps, so the server answers 500 and counts a script
+    /// error.
+    fn run(name: &str) -> Result<bool, String> {
+        RT.with(|rt| match rt.borrow_mut().as_mut() {
+            Some(rt) => rt.run(name),
+            None => Err("the Lua runtime was not initialised".into()),
+        })
+        .map_err(|e| format!("lua-wasm: error in {name}: {e}\n"))
     }
 }
 
-bindings::export!(LuaPlugin with_types_in bindings);
+kemibox_guest::script_runtime!(LuaPlugin);

@@ -407,58 +407,24 @@ impl Runtime {
     }
 }
 
-/// Runs route `name` of the loaded script; an uncaught exception is logged and traps, so
-/// the server answers 500 and counts a script error.
-fn run_route(name: &str) -> bool {
-    let r = RT.with(|rt| match rt.borrow_mut().as_mut() {
-        Some(rt) => rt.run(name),
-        None => Err("the JavaScript runtime was not initialised\n".into()),
-    });
-    match r {
-        Ok(found) => found,
-        Err(e) => {
-            log_error(&e);
-            log_error(&format!("error executing: {name}\n"));
-            fail()
-        }
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-fn fail() -> ! {
-    core::arch::wasm32::unreachable()
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn fail() -> ! {
-    std::process::abort()
-}
-
 struct JsPlugin;
 
-impl bindings::Guest for JsPlugin {
-    fn init(config: String) -> Result<(), String> {
-        let rt = Runtime::new(&config)?;
+impl kemibox_guest::script::ScriptRuntime for JsPlugin {
+    fn init(config: &str) -> Result<(), String> {
+        let rt = Runtime::new(config)?;
         RT.with(|r| *r.borrow_mut() = Some(rt));
         Ok(())
     }
 
-    fn request_route() {
-        run_route("ksr_request_route");
-    }
-
-    fn reply_route() {
-        run_route("ksr_reply_route");
-    }
-
-    fn route(name: String) -> bool {
-        run_route(&name)
-    }
-
-    fn onsend_route() -> bool {
-        // False when the script defines no ksr_onsend_route: kemibox stops calling it.
-        run_route("ksr_onsend_route")
+    /// An uncaught exception is logged with its stack, as app_jsdt does, and traps, so
+    /// the server answers 500 and counts a script error.
+    fn run(name: &str) -> Result<bool, String> {
+        RT.with(|rt| match rt.borrow_mut().as_mut() {
+            Some(rt) => rt.run(name),
+            None => Err("the JavaScript runtime was not initialised\n".into()),
+        })
+        .map_err(|e| format!("{e}error executing: {name}\n"))
     }
 }
 
-bindings::export!(JsPlugin with_types_in bindings);
+kemibox_guest::script_runtime!(JsPlugin);
