@@ -167,9 +167,11 @@ pub struct Control {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
-    /// `"lua"`, `"lua-wasm"`, `"js-wasm"` (with `script`) or `"wasm"` (with `plugin`).
+    /// `"lua"`, `"lua-wasm"`, `"js-wasm"`, `"python-wasm"` (with `script`) or `"wasm"`
+    /// (with `plugin`).
     pub engine: Spanned<String>,
-    /// The script (engines `"lua"`, `"lua-wasm"`: Lua; `"js-wasm"`: JavaScript).
+    /// The script (engines `"lua"`, `"lua-wasm"`: Lua; `"js-wasm"`: JavaScript;
+    /// `"python-wasm"`: Python).
     #[serde(default)]
     pub script: Option<Spanned<PathBuf>>,
     /// The WebAssembly component (engine `"wasm"`).
@@ -182,7 +184,7 @@ pub struct Routing {
     /// at every start.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
-    /// Limits of each route call of a plugin (engines `"wasm"`, `"lua-wasm"`, `"js-wasm"`).
+    /// Limits of each route call of a plugin (every engine but `"lua"`).
     #[serde(default)]
     pub limits: RoutingLimits,
     /// The reply to a request whose route failed (a Lua error, a plugin's trap, deadline
@@ -357,7 +359,7 @@ impl Config {
         }
         let engine = &cfg.routing.engine;
         match engine.get_ref().as_str() {
-            name @ ("lua" | "lua-wasm" | "js-wasm") => {
+            name @ ("lua" | "lua-wasm" | "js-wasm" | "python-wasm") => {
                 let Some(script) = &cfg.routing.script else {
                     return Err(at(
                         engine.span().start,
@@ -397,7 +399,7 @@ impl Config {
                 return Err(at(
                     engine.span().start,
                     format!(
-                        "routing.engine: `{other}` is not available (this build has \"lua\", \"lua-wasm\", \"js-wasm\" and \"wasm\")"
+                        "routing.engine: `{other}` is not available (this build has \"lua\", \"lua-wasm\", \"js-wasm\", \"python-wasm\" and \"wasm\")"
                     ),
                 ))
             }
@@ -418,7 +420,7 @@ impl Config {
                 ));
             }
         }
-        if matches!(engine.get_ref().as_str(), "wasm" | "lua-wasm" | "js-wasm") {
+        if engine.get_ref() != "lua" {
             let l = &cfg.routing.limits;
             if let Some(i) = &l.isolation {
                 if !matches!(i.get_ref().as_str(), "warm" | "per-message") {

@@ -56,3 +56,11 @@ fn the_js_wasm_example_passes_kemibox_check() {
     check("js-wasm/kemibox.toml");
     let _ = std::fs::remove_dir_all(repo_root().join("examples/js-wasm/cache"));
 }
+
+/// `examples/python-wasm/kemibox.toml`: the stateless Python example on engine
+/// python-wasm; `kemibox check` builds the component from the script (componentize-py).
+#[test]
+fn the_python_wasm_example_passes_kemibox_check() {
+    check("python-wasm/kemibox.toml");
+    let _ = std::fs::remove_dir_all(repo_root().join("examples/python-wasm/cache"));
+}

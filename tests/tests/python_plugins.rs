@@ -569,3 +569,77 @@ Call-ID: py-call\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@{c}>\r\nContent-Length
     drop(kb);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Engine `python-wasm`: the config names a `.py` script, which kemibox builds into a
+/// component itself (componentize-py with its Python runtime, as `kemibox plugin build`
+/// does) and keeps in `cache_dir`; `routing.load` of another `.py` builds and swaps it.
+#[test]
+fn python_wasm_engine_builds_the_script_and_routing_load_swaps_a_py() {
+    let script = |version: &str| {
+        format!(
+            "import KSR as KSR\n\n\ndef mod_init():\n    return Routes()\n\n\nclass Routes:\n    \
+             def ksr_request_route(self, msg):\n        \
+             KSR.sl.sl_send_reply(200, \"version {version} \" + KSR.pv.get(\"$rm\"))\n        \
+             return 1\n"
+        )
+    };
+    let p = free_port();
+    let dir = scratch_dir("python-wasm");
+    let (a, b) = (dir.join("a.py"), dir.join("b.py"));
+    std::fs::write(&a, script("a")).expect("a.py");
+    std::fs::write(&b, script("b")).expect("b.py");
+    // A cache of this test's own: the build on load below must not find b's component.
+    let cache = dir.join("cache");
+    let cfg = format!(
+        "[core]\nlisten = [\"udp:127.0.0.1:{p}\"]\negress_allow = [\"127.0.0.0/8\"]\nworkers = 1\n\
+modules = [\"sl\", \"kx\"]\n[dns]\nhosts_only = true\n\
+[routing]\nengine = \"python-wasm\"\nscript = \"{}\"\ncache_dir = \"{}\"\n\
+[routing.limits]\ndeadline_ms = 500\nmemory_mb = 64\n",
+        a.display(),
+        cache.display()
+    );
+    // `kemibox check` builds and compiles a.py into the cache, as an operator would.
+    precompile(&cfg);
+    let built: Vec<_> = std::fs::read_dir(&cache)
+        .expect("cache dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python-"))
+        .collect();
+    assert_eq!(built.len(), 1, "one component built into the cache");
+    let kb = Kemibox::start_in(dir.clone(), &cfg, "");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = sock.local_addr().expect("local");
+    let to: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
+    let ask = |tag: &str| {
+        let r = udp_exchange(
+            &sock,
+            to,
+            &options_to(&format!("127.0.0.1:{p}"), local, tag),
+            Duration::from_secs(5),
+        )
+        .expect("an answer");
+        (status_of(&r), reason_of(&r))
+    };
+    assert_eq!(ask("py-a"), (Some(200), "version a OPTIONS".to_string()));
+
+    let t = Instant::now();
+    let r = kb.rpc(
+        "routing.load",
+        serde_json::json!({"path": b.display().to_string()}),
+    );
+    assert_eq!(r["result"]["current"]["engine"], "python-wasm", "{r}");
+    println!("routing.load of b.py (build + compile): {:?}", t.elapsed());
+    assert_eq!(ask("py-b"), (Some(200), "version b OPTIONS".to_string()));
+    assert_eq!(kb.metric("wasm_traps"), 0);
+
+    // A script that does not compile is refused with its line; b keeps routing.
+    let bad = dir.join("bad.py");
+    std::fs::write(&bad, "import KSR as KSR\n\ndef mod_init(:\n    pass\n").expect("bad.py");
+    let r = kb.rpc(
+        "routing.load",
+        serde_json::json!({"path": bad.display().to_string()}),
+    );
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("SyntaxError") || msg.contains("line 3"), "{r}");
+    assert_eq!(ask("py-b2"), (Some(200), "version b OPTIONS".to_string()));
+}

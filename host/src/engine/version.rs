@@ -41,7 +41,7 @@ impl Counters {
 /// What to load: an engine and its source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
-    /// `"lua"`, `"lua-wasm"`, `"js-wasm"` or `"wasm"`.
+    /// `"lua"`, `"lua-wasm"`, `"js-wasm"`, `"python-wasm"` or `"wasm"`.
     pub engine: String,
     pub path: PathBuf,
     /// The plugin's config string (wasm; empty for Lua).
@@ -68,16 +68,17 @@ impl Source {
 
     /// A source named by path only: the engine follows the file's extension (a Lua
     /// script runs on `lua-wasm` when the config names that engine, else on `lua`; a
-    /// JavaScript script on `js-wasm`).
+    /// JavaScript script on `js-wasm`, a Python one on `python-wasm`).
     pub fn from_path(path: &Path, config: Option<&str>, env: &Env) -> Result<Source, String> {
         let engine = match path.extension().and_then(|e| e.to_str()) {
             Some("wasm") => "wasm",
             Some("lua") if env.cfg.routing.engine.get_ref() == "lua-wasm" => "lua-wasm",
             Some("lua") => "lua",
             Some("js") => "js-wasm",
+            Some("py") => "python-wasm",
             _ => {
                 return Err(format!(
-                "{}: cannot tell the engine from the file name (.lua, .js or .wasm), give `engine`",
+                "{}: cannot tell the engine from the file name (.lua, .js, .py or .wasm), give `engine`",
                 path.display()
             ))
             }
@@ -317,6 +318,15 @@ fn build(
             let source = String::from_utf8(bytes)
                 .map_err(|_| format!("{}: the script is not UTF-8", path.display()))?;
             let plugin = super::wasm::script_runtime::load_script(&env.cfg, engine, path, &source)
+                .map_err(|e| e.to_string())?;
+            plugin
+                .instantiate(env)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let counters = plugin.counters.clone();
+            Ok((Routing::Wasm(Arc::new(plugin)), hash, counters, true))
+        }
+        "python-wasm" => {
+            let plugin = super::wasm::script_runtime::load_python(&env.cfg, path, &bytes)
                 .map_err(|e| e.to_string())?;
             plugin
                 .instantiate(env)

@@ -1,6 +1,7 @@
 //! Engines `"lua-wasm"` and `"js-wasm"`: a KSR script run by a runtime component
 //! (`plugins/lua`: real Lua 5.4 inside wasm; `plugins/quickjs`: QuickJS) as an ordinary
-//! wasm plugin whose config is the script.
+//! wasm plugin whose config is the script. Engine `"python-wasm"`: a Python script built
+//! into its own component when it loads.
 
 use crate::config::Config;
 
@@ -36,6 +37,63 @@ pub fn load_script(
         cfg.wasm_limits(),
         cache.as_deref(),
     )
+}
+
+/// Engine `"python-wasm"`: the script built into a component by componentize-py with
+/// kemibox's Python runtime (as `kemibox plugin build` does, ~7 s) when it loads, then
+/// compiled like any plugin. With `cache_dir` the component is kept there by the hash of
+/// the script and the runtime, so a restart or a reload of the same script builds nothing.
+pub fn load_python(
+    cfg: &Config,
+    script: &std::path::Path,
+    source: &[u8],
+) -> Result<Plugin, WasmError> {
+    use crate::plugin_build as pb;
+    use sha2::Digest;
+    let fail = |err: String| WasmError::Load {
+        path: script.display().to_string(),
+        err,
+    };
+    let mut h = sha2::Sha256::new();
+    for part in [
+        source,
+        pb::PY_RUNTIME.as_bytes(),
+        pb::PY_KSR.as_bytes(),
+        pb::WIT.as_bytes(),
+        pb::COMPONENTIZE_PY_VERSION.as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    let key: String = h
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cache = cfg.routing.cache_dir.as_ref().map(|d| cfg.resolve(d));
+    let (out, keep) = match &cache {
+        Some(d) => (d.join(format!("python-{key}.wasm")), true),
+        None => (
+            std::env::temp_dir().join(format!("kemibox-python-{}-{key}.wasm", std::process::id())),
+            false,
+        ),
+    };
+    if !out.is_file() {
+        if let Some(d) = &cache {
+            std::fs::create_dir_all(d).map_err(|e| fail(format!("{}: {e}", d.display())))?;
+        }
+        tracing::info!(
+            "python-wasm: building {} (componentize-py)",
+            script.display()
+        );
+        pb::build_py(script, &out, None).map_err(|e| fail(format!("{e:#}")))?;
+    }
+    let bytes = std::fs::read(&out).map_err(|e| fail(format!("{}: {e}", out.display())));
+    if !keep {
+        let _ = std::fs::remove_file(&out);
+    }
+    Plugin::from_bytes(script, &bytes?, "", cfg.wasm_limits(), cache.as_deref())
 }
 
 #[cfg(test)]
