@@ -11,6 +11,8 @@
 # JS version calls KSR.auth_db unconditionally, so it cannot take this scenario: see
 # bench/basic-js-vs-lua.sh for it.
 # Usage: bench/basic-engines.sh [PAIRS] [RATE] [SECONDS] [ENGINES...]
+#        SEARCH=1 bench/basic-engines.sh 1 - [SECONDS] [ENGINES...]   max clean rate of each
+#        engine (the harness's search: 500, 1000, 2000, ... then bisection)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KB_ROOT=$PWD
@@ -35,7 +37,11 @@ target() {
 for i in $(seq "$pairs"); do
   for e in "${engines[@]}"; do
     echo "== pair $i: $e"
-    "$HARNESS" run "$(target "$e")" regcall "$rate" "$secs"
+    if [[ ${SEARCH:-0} == 1 ]]; then
+      "$HARNESS" search "$(target "$e")" regcall "$secs"
+    else
+      "$HARNESS" run "$(target "$e")" regcall "$rate" "$secs"
+    fi
   done
 done
 "$HARNESS" report

@@ -13,6 +13,8 @@
 # CPU = utime+stime of the server (all of Kamailio's processes) from the sipp start to
 # 2 s after it ends, per registration (two requests through the script).
 # Usage: [KAMAILIO=1] bench/basic-js-vs-lua.sh [PAIRS] [RATE] [SECONDS] [LANG]
+# With SEARCH="R1 R2 ..." each server instead runs the rates in order until one is not
+# clean (a failed registration or fewer than RATE*SECONDS done): its max clean rate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -90,7 +92,23 @@ run() {
   awk -v n="$name" -v c="$((c1 - c0))" -v hz="$hz" -v ok="$ok" -v f="$failed" \
     'BEGIN { printf "%-4s %8.1f CPU-us/registration  (%s ok, %s failed)\n", n, c * 1e6 / hz / (ok > 0 ? ok : 1), ok, f }'
 }
+servers=(lua "$lang")
+[[ ${KAMAILIO:-0} == 1 ]] && servers+=(kam-lua "kam-$kam")
+if [[ -n ${SEARCH:-} ]]; then
+  for name in "${servers[@]}"; do
+    best=0
+    for r in $SEARCH; do
+      rate=$r
+      line=$(run "$name")
+      echo "$r/s: $line"
+      [[ $line =~ \(([0-9]+)\ ok,\ ([0-9]+)\ failed\) ]] || break
+      (( BASH_REMATCH[1] == r * secs && BASH_REMATCH[2] == 0 )) || break
+      best=$r
+    done
+    echo "== $name: max clean rate $best registrations/s (${secs}s steps)"
+  done
+  exit 0
+fi
 for _ in $(seq "$pairs"); do
-  run lua; run "$lang"
-  if [[ ${KAMAILIO:-0} == 1 ]]; then run kam-lua; run "kam-$kam"; fi
+  for name in "${servers[@]}"; do run "$name"; done
 done
