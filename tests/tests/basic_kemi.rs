@@ -5,8 +5,10 @@
 //! normalised; the Server header ignored).
 //!
 //! One suite, every engine: the script on mlua and on Lua-in-wasm, its Rust port
-//! (`plugins/basic`) on wasm, and Kamailio's `kamailio-basic-kemi-jsdt.js` built into a
-//! JS plugin (compared with Kamailio running that same JS file in app_jsdt).
+//! (`plugins/basic`) on wasm (a warm instance, and a fresh one per message), Kamailio's
+//! `kamailio-basic-kemi-jsdt.js` on js-wasm (QuickJS) and built into a componentize-js
+//! plugin (both compared with Kamailio running that same JS file in app_jsdt), and
+//! `kamailio-basic-kemi-python.py` as a Python plugin (compared with app_python3).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
