@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end tests: start kemibox as a real process on free
 //! loopback ports, run sipp, talk SIP over UDP, read the metrics.
 
+pub mod basic_example;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -14,8 +14,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use e2e::basic_example::{create_db, digest};
 use e2e::*;
-use md5::{Digest, Md5};
 
 const SCRIPT: &str = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-lua.lua";
 const JSDT_SCRIPT: &str = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js";
@@ -28,21 +28,6 @@ fn script_path() -> PathBuf {
         p.display()
     );
     p
-}
-
-fn create_db(dir: &Path) -> PathBuf {
-    let db = dir.join("kamailio.sqlite");
-    let out = std::process::Command::new(repo_root().join("examples/basic-kemi/create-db.sh"))
-        .arg(&db)
-        .args(["alice:alice123", "bob:bob123"])
-        .output()
-        .expect("create-db.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    db
 }
 
 fn kemibox_config(port: u16, db: &Path) -> String {
@@ -266,14 +251,6 @@ fn reply_to(req: &str, code: u16, reason: &str, to_tag: &str, extra: &str) -> St
     r.push_str(extra);
     r.push_str("Content-Length: 0\r\n\r\n");
     r
-}
-
-fn digest(user: &str, pass: &str, realm: &str, nonce: &str, method: &str, uri: &str) -> String {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let ha1 = hex(&Md5::digest(format!("{user}:{realm}:{pass}").as_bytes()));
-    let ha2 = hex(&Md5::digest(format!("{method}:{uri}").as_bytes()));
-    let resp = hex(&Md5::digest(format!("{ha1}:{nonce}:{ha2}").as_bytes()));
-    format!("Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5")
 }
 
 fn nonce_of(msgs: &[String]) -> String {

@@ -12,7 +12,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::*;
-use md5::{Digest, Md5};
 
 const PYTHON_SCRIPT: &str = "/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-python.py";
 
@@ -412,14 +411,6 @@ cache_dir = \"{}\"\n",
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn digest(user: &str, pass: &str, realm: &str, nonce: &str, method: &str, uri: &str) -> String {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let ha1 = hex(&Md5::digest(format!("{user}:{realm}:{pass}").as_bytes()));
-    let ha2 = hex(&Md5::digest(format!("{method}:{uri}").as_bytes()));
-    let resp = hex(&Md5::digest(format!("{ha1}:{nonce}:{ha2}").as_bytes()));
-    format!("Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5")
-}
-
 /// `examples/basic-kemi/kemibox.toml` switched to the wasm engine and the plugin built
 /// from Kamailio's `kamailio-basic-kemi-python.py`, unmodified. That script calls
 /// `KSR.nathelper` and `KSR.permissions` without testing for them, so those modules are
@@ -434,134 +425,14 @@ fn kamailio_basic_python_script_unmodified() {
     );
     let p = free_port();
     let dir = scratch_dir("basic-python");
-    let db = dir.join("kamailio.sqlite");
-    let out = Command::new(repo_root().join("examples/basic-kemi/create-db.sh"))
-        .arg(&db)
-        .args(["alice:alice123", "bob:bob123"])
-        .output()
-        .expect("create-db.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let db = basic_example::create_db(&dir);
+    let routing = format!(
+        "engine = \"wasm\"\nplugin = \"{}\"\ncache_dir = \"{}\"",
+        py_plugin(&script).display(),
+        cache_dir().display()
     );
-    let example = std::fs::read_to_string(repo_root().join("examples/basic-kemi/kemibox.toml"))
-        .expect("example config");
-    let plugin = py_plugin(&script);
-    let lua_line = "engine = \"lua\"\nscript = \"/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-lua.lua\"";
-    assert!(
-        example.contains(lua_line),
-        "the example's [routing] changed"
-    );
-    let cfg = example
-        .replace(
-            "\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"",
-            &format!("\"udp:127.0.0.1:{p}\""),
-        )
-        .replace(
-            "\"pike\", \"acc\"]",
-            "\"pike\", \"acc\", \"nathelper\", \"permissions\"]",
-        )
-        .replace(
-            "sqlite://kamailio.sqlite",
-            &format!("sqlite://{}", db.display()),
-        )
-        .replace(
-            lua_line,
-            &format!(
-                "engine = \"wasm\"\nplugin = \"{}\"\ncache_dir = \"{}\"",
-                plugin.display(),
-                cache_dir().display()
-            ),
-        )
-        + "\n[control]\nlisten = \"CONTROL\"\n";
-    assert!(cfg.contains("\"nathelper\", \"permissions\""));
-    let kb = start_py(&cfg);
-    let proxy: SocketAddr = format!("127.0.0.1:{p}").parse().expect("addr");
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let l = sock.local_addr().expect("addr");
-
-    // OPTIONS keepalive to the server itself.
-    let r = udp_exchange(
-        &sock,
-        proxy,
-        &options_to(&format!("127.0.0.1:{p}"), l, "python-ka"),
-        Duration::from_secs(5),
-    )
-    .unwrap_or_else(|| panic!("no keepalive answer\n{}", kb.log_text()));
-    assert_eq!(
-        (status_of(&r), reason_of(&r).as_str()),
-        (Some(200), "Keepalive")
-    );
-
-    // REGISTER: a challenge, then 200 with the binding.
-    let uri = format!("sip:127.0.0.1:{p}");
-    let register = |cseq: u32, auth: &str| {
-        format!(
-            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bK-py-{cseq}\r\nMax-Forwards: 70\r\n\
-From: <sip:alice@127.0.0.1>;tag=ra\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: py-reg\r\n\
-CSeq: {cseq} REGISTER\r\nContact: <sip:alice@{l}>\r\n{auth}Content-Length: 0\r\n\r\n"
-        )
-    };
-    sock.send_to(register(1, "").as_bytes(), proxy)
-        .expect("send");
-    let (ch, _) = expect(&sock, "SIP/2.0 401");
-    let www = header(&ch, "WWW-Authenticate").expect("a challenge");
-    assert!(www.contains("realm=\"127.0.0.1\""), "{ch}");
-    let nonce = www
-        .split("nonce=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("nonce")
-        .to_string();
-    let auth = digest("alice", "alice123", "127.0.0.1", &nonce, "REGISTER", &uri);
-    sock.send_to(
-        register(2, &format!("Authorization: {auth}\r\n")).as_bytes(),
-        proxy,
-    )
-    .expect("send");
-    let (ok, _) = expect(&sock, "SIP/2.0 ");
-    assert!(
-        ok.starts_with("SIP/2.0 200 OK\r\n"),
-        "{ok}\n{}",
-        kb.log_text()
-    );
-    assert_eq!(
-        header(&ok, "Contact"),
-        Some(format!("<sip:alice@{l}>;expires=3600").as_str()),
-        "{ok}"
-    );
-    // A call from a foreign caller to alice: lookup, relay with the branch, onreply and
-    // failure routes of the script (methods named at run time); alice is busy.
-    let caller = UdpSocket::bind("127.0.0.1:0").expect("caller");
-    let c = caller.local_addr().expect("addr");
-    let inv = format!(
-        "INVITE sip:alice@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bK-py-inv\r\n\
-Max-Forwards: 70\r\nFrom: <sip:carol@example.org>;tag=c1\r\nTo: <sip:alice@127.0.0.1>\r\n\
-Call-ID: py-call\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@{c}>\r\nContent-Length: 0\r\n\r\n"
-    );
-    caller.send_to(inv.as_bytes(), proxy).expect("send");
-    expect(&caller, "SIP/2.0 100");
-    let (fwd, from) = expect(&sock, "INVITE ");
-    assert!(
-        fwd.starts_with(&format!("INVITE sip:alice@{l} SIP/2.0\r\n")),
-        "{fwd}"
-    );
-    assert!(header(&fwd, "Record-Route").is_some(), "{fwd}");
-    sock.send_to(answer(&fwd, 486, "Busy Here", "a").as_bytes(), from)
-        .expect("486");
-    expect(&sock, "ACK ");
-    let (busy, _) = expect(&caller, "SIP/2.0 486");
-    assert!(busy.starts_with("SIP/2.0 486 Busy Here\r\n"), "{busy}");
-
-    // A wrong password is challenged again.
-    let bad = digest("alice", "wrong", "127.0.0.1", &nonce, "REGISTER", &uri);
-    sock.send_to(
-        register(3, &format!("Authorization: {bad}\r\n")).as_bytes(),
-        proxy,
-    )
-    .expect("send");
-    expect(&sock, "SIP/2.0 401");
+    let kb = start_py(&basic_example::config(p, &db, &routing));
+    basic_example::play(&kb, p, "py");
     let log = kb.log_text();
     assert!(log.contains("===== from Python mod init"), "{log}");
     assert_eq!(kb.metric("script_errors"), 0, "{log}");
