@@ -2,6 +2,7 @@
 //! loopback ports, run sipp, talk SIP over UDP, read the metrics.
 
 pub mod basic_example;
+pub mod sipp;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -667,4 +668,38 @@ pub fn precompile(cfg: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A config with one routing worker: one warm instance, whose state a test looks at.
+pub fn one_worker(cfg: String) -> String {
+    cfg.replacen("workers = 2", "workers = 1", 1)
+}
+
+/// Sends an OPTIONS to `user@proxy` and returns the answer, if one comes within `wait`.
+pub fn ask_user(
+    sock: &UdpSocket,
+    proxy: SocketAddr,
+    user: &str,
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let local = sock.local_addr().expect("local");
+    udp_exchange(
+        sock,
+        proxy,
+        &options_to(
+            &format!("{user}@{proxy}"),
+            local,
+            &format!("ask-{user}-{n}"),
+        ),
+        wait,
+    )
+}
+
+/// The status code and reason of the answer to an OPTIONS to `user@proxy`.
+pub fn answer_to(sock: &UdpSocket, proxy: SocketAddr, user: &str) -> (u16, String) {
+    let r = ask_user(sock, proxy, user, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no answer for {user}"));
+    (status_of(&r).unwrap_or(0), reason_of(&r))
 }

@@ -11,7 +11,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use e2e::*;
@@ -62,76 +62,6 @@ fn start_js(cfg: &str) -> Kemibox {
     Kemibox::start(cfg, "")
 }
 
-/// One routing worker: one warm instance, whose globals the test looks at.
-fn one_worker(cfg: String) -> String {
-    cfg.replacen("workers = 2", "workers = 1", 1)
-}
-
-fn sipp_uas(kb: &Kemibox, port: u16, scenario: Option<&Path>) -> Bg {
-    let mut cmd = Command::new("sipp");
-    match scenario {
-        Some(sf) => cmd
-            .arg("-sf")
-            .arg(sf)
-            .args(["-trace_logs", "-log_file", "markers.log"]),
-        None => cmd.args(["-sn", "uas"]),
-    };
-    let uas = cmd
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
-        .current_dir(&kb.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp UAS (install sip-tester)");
-    std::thread::sleep(Duration::from_millis(300));
-    Bg(uas)
-}
-
-fn sipp_uac(kb: &Kemibox, proxy: u16, uas: u16, calls: u32, rate: u32) -> Command {
-    let mut cmd = Command::new("sipp");
-    cmd.args([
-        "-sn",
-        "uac",
-        "-nostdin",
-        "-trace_err",
-        "-m",
-        &calls.to_string(),
-        "-r",
-        &rate.to_string(),
-        "-timeout",
-        "60",
-        "-timeout_error",
-        &format!("127.0.0.1:{uas}"),
-        "-rsa",
-        &format!("127.0.0.1:{proxy}"),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &free_port().to_string(),
-    ])
-    .current_dir(&kb.dir);
-    cmd
-}
-
-fn assert_sipp(out: &std::process::Output, calls: u32, kb: &Kemibox) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let (ok, failed) = sipp_counts(&stdout);
-    let errors: String = std::fs::read_dir(&kb.dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        ok == calls as u64 && failed == 0,
-        "{ok} successful, {failed} failed\n{}\nsipp errors:\n{errors}\n{}",
-        stdout.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
-        kb.log_text()
-    );
-}
-
 #[test]
 fn js_stateless_forwarder_under_sipp() {
     stateless_forwarder_under_sipp(Js::Component);
@@ -150,9 +80,12 @@ fn stateless_forwarder_under_sipp(js: Js) {
     // just ahead of it when the 180's worker is still making its first instance of the
     // plugin, and sipp's built-in UAC fails a call on a 180 after the 200.
     let kb = start_js(&one_worker(js_config_on(js, p, &script, "", "")));
-    let _uas = sipp_uas(&kb, u, None);
-    let out = run_bounded(&mut sipp_uac(&kb, p, u, CALLS, 20), Duration::from_secs(60));
-    assert_sipp(&out, CALLS, &kb);
+    let _uas = sipp::uas(&kb, u, None);
+    let out = run_bounded(
+        &mut sipp::uac(&kb, p, u, CALLS, 20),
+        Duration::from_secs(60),
+    );
+    sipp::assert_clean(&out, CALLS, &kb);
     assert_eq!(
         kb.metric_settled("fwd_requests", 3 * CALLS as u64),
         3 * CALLS as u64
@@ -220,25 +153,6 @@ fn js_stateful_failure_and_branch_routes() {
     assert_eq!(kb.metric("wasm_traps"), 0);
 }
 
-/// Sends an OPTIONS to `user@proxy` and returns the answer, if one comes within `wait`.
-fn ask(sock: &UdpSocket, proxy: SocketAddr, user: &str, wait: Duration) -> Option<Vec<u8>> {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let local = sock.local_addr().expect("local");
-    udp_exchange(
-        sock,
-        proxy,
-        &options_to(&format!("{user}@{proxy}"), local, &format!("js-{user}-{n}")),
-        wait,
-    )
-}
-
-fn answer_to(sock: &UdpSocket, proxy: SocketAddr, user: &str) -> (u16, String) {
-    let r = ask(sock, proxy, user, Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("no answer for {user}"));
-    (status_of(&r).unwrap_or(0), reason_of(&r))
-}
-
 /// `KSR.x.exit()` from any depth, `KSR.x.drop()` for a request and a reply,
 /// `KSR.set_drop()`, a script's own `catch` seeing app_jsdt's exit sentinel, argument
 /// conversions, only loaded modules under `KSR`, state kept by the warm instance.
@@ -275,7 +189,7 @@ fn exit_drop_and_conversions(js: Js) {
         "a reply after exit"
     );
     // drop: no reply at all (no 500 either).
-    assert!(ask(&sock, proxy, "drop", Duration::from_secs(1)).is_none());
+    assert!(ask_user(&sock, proxy, "drop", Duration::from_secs(1)).is_none());
     // set_drop only marks: the route goes on and its reply is sent.
     assert_eq!(
         answer_to(&sock, proxy, "set-drop"),
@@ -468,8 +382,8 @@ modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
         js_cache_dir().display()
     );
     let kb = Kemibox::start(&cfg, &lua);
-    let _uas = sipp_uas(&kb, u, Some(&repo_root().join("tests/sipp/uas-marker.xml")));
-    let mut cmd = sipp_uac(&kb, p, u, RATE * SECS, RATE);
+    let _uas = sipp::uas(&kb, u, Some(&repo_root().join("tests/sipp/uas-marker.xml")));
+    let mut cmd = sipp::uac(&kb, p, u, RATE * SECS, RATE);
     let uac = std::thread::spawn(move || run_bounded(&mut cmd, Duration::from_secs(90)));
     let jsw = kb.dir.join("stateful-js-wasm.js");
     std::fs::write(&jsw, jsw_src).expect("write");
@@ -491,7 +405,7 @@ modules = [\"sl\", \"tm\", \"tmx\", \"maxfwd\", \"corex\", \"kx\"]\n\
         assert_eq!(r["result"]["current"]["engine"], engine, "{r}");
     }
     let out = uac.join().expect("sipp UAC thread");
-    assert_sipp(&out, RATE * SECS, &kb);
+    sipp::assert_clean(&out, RATE * SECS, &kb);
 
     let log = std::fs::read_to_string(kb.dir.join("markers.log")).unwrap_or_default();
     let markers: Vec<&str> = log

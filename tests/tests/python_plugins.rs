@@ -8,7 +8,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::*;
@@ -38,76 +38,6 @@ fn start_py(cfg: &str) -> Kemibox {
     Kemibox::start(cfg, "")
 }
 
-/// One routing worker: one warm instance, whose state the test looks at.
-fn one_worker(cfg: String) -> String {
-    cfg.replacen("workers = 2", "workers = 1", 1)
-}
-
-fn sipp_uas(kb: &Kemibox, port: u16) -> Bg {
-    let uas = Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-nostdin",
-        ])
-        .current_dir(&kb.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp UAS (install sip-tester)");
-    std::thread::sleep(Duration::from_millis(300));
-    Bg(uas)
-}
-
-fn sipp_uac(kb: &Kemibox, proxy: u16, uas: u16, calls: u32, rate: u32) -> Command {
-    let mut cmd = Command::new("sipp");
-    cmd.args([
-        "-sn",
-        "uac",
-        "-nostdin",
-        "-trace_err",
-        "-m",
-        &calls.to_string(),
-        "-r",
-        &rate.to_string(),
-        "-timeout",
-        "60",
-        "-timeout_error",
-        &format!("127.0.0.1:{uas}"),
-        "-rsa",
-        &format!("127.0.0.1:{proxy}"),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &free_port().to_string(),
-    ])
-    .current_dir(&kb.dir);
-    cmd
-}
-
-fn assert_sipp(out: &std::process::Output, calls: u32, kb: &Kemibox) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let (ok, failed) = sipp_counts(&stdout);
-    let errors: String = std::fs::read_dir(&kb.dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        ok == calls as u64 && failed == 0,
-        "{ok} successful, {failed} failed\n{}\nsipp errors:\n{errors}\n{}",
-        stdout.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
-        kb.log_text()
-    );
-}
-
 #[test]
 fn python_stateless_forwarder_under_sipp() {
     const CALLS: u32 = 40;
@@ -116,9 +46,12 @@ fn python_stateless_forwarder_under_sipp() {
     // One worker: on two, a 200 may pass the 180 sent just ahead of it while the 180's
     // worker still makes its first instance, and sipp's UAC fails a call on that.
     let kb = start_py(&one_worker(py_config(p, &script, "", "")));
-    let _uas = sipp_uas(&kb, u);
-    let out = run_bounded(&mut sipp_uac(&kb, p, u, CALLS, 20), Duration::from_secs(60));
-    assert_sipp(&out, CALLS, &kb);
+    let _uas = sipp::uas(&kb, u, None);
+    let out = run_bounded(
+        &mut sipp::uac(&kb, p, u, CALLS, 20),
+        Duration::from_secs(60),
+    );
+    sipp::assert_clean(&out, CALLS, &kb);
     assert_eq!(
         kb.metric_settled("fwd_requests", 3 * CALLS as u64),
         3 * CALLS as u64
@@ -186,25 +119,6 @@ fn python_stateful_failure_and_branch_routes() {
     assert_eq!(kb.metric("wasm_traps"), 0);
 }
 
-/// Sends an OPTIONS to `user@proxy` and returns the answer, if one comes within `wait`.
-fn ask(sock: &UdpSocket, proxy: SocketAddr, user: &str, wait: Duration) -> Option<Vec<u8>> {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let local = sock.local_addr().expect("local");
-    udp_exchange(
-        sock,
-        proxy,
-        &options_to(&format!("{user}@{proxy}"), local, &format!("py-{user}-{n}")),
-        wait,
-    )
-}
-
-fn answer_to(sock: &UdpSocket, proxy: SocketAddr, user: &str) -> (u16, String) {
-    let r = ask(sock, proxy, user, Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("no answer for {user}"));
-    (status_of(&r).unwrap_or(0), reason_of(&r))
-}
-
 fn semantics_config(p: u16) -> String {
     one_worker(py_config(
         p,
@@ -240,7 +154,7 @@ fn python_exit_drop_and_conversions() {
         );
     }
     // drop: no reply at all (no 500 either).
-    assert!(ask(&sock, proxy, "drop", Duration::from_secs(1)).is_none());
+    assert!(ask_user(&sock, proxy, "drop", Duration::from_secs(1)).is_none());
     assert_eq!(
         answer_to(&sock, proxy, "set-drop"),
         (200, "marked".to_string())
