@@ -5,7 +5,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use e2e::*;
@@ -38,57 +38,12 @@ fn example(name: &str) -> String {
 /// 2-core machines delayed an ACK past the UAS's 500 ms retransmission now and then.
 static SIPP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn sipp_calls(kb: &Kemibox, p: u16) -> String {
+fn sipp_calls(kb: &Kemibox, p: u16) {
     let _one = SIPP.lock().unwrap_or_else(|e| e.into_inner());
-    let (u, c) = (free_port(), free_port());
-    let _uas = Bg(Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &u.to_string(),
-            "-nostdin",
-        ])
-        .current_dir(&kb.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp UAS (install sip-tester)"));
-    std::thread::sleep(Duration::from_millis(300));
-    let calls = CALLS.to_string();
-    let mut cmd = Command::new("sipp");
-    cmd.args([
-        "-sn",
-        "uac",
-        "-nostdin",
-        "-m",
-        &calls,
-        "-r",
-        "20",
-        "-timeout",
-        "40",
-        "-timeout_error",
-        &format!("127.0.0.1:{u}"),
-        "-rsa",
-        &format!("127.0.0.1:{p}"),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &c.to_string(),
-    ])
-    .current_dir(&kb.dir);
-    let out = run_bounded(&mut cmd, Duration::from_secs(60));
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let (ok, failed) = sipp_counts(&stdout);
-    assert!(
-        out.status.success() && ok == CALLS as u64 && failed == 0,
-        "{ok} successful, {failed} failed\n{}\n{}",
-        stdout.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
-        kb.log_text()
-    );
-    stdout
+    let u = free_port();
+    let _uas = sipp::uas(kb, u, None);
+    let out = run_bounded(&mut sipp::uac(kb, p, u, CALLS, 20), Duration::from_secs(60));
+    sipp::assert_clean(&out, CALLS, kb);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! plugin, and the hostile plugins answering 500 while the server goes on.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::*;
@@ -11,7 +11,7 @@ const CALLS: u32 = 40;
 
 #[test]
 fn sipp_calls_through_the_forward_plugin() {
-    let (p, u, c) = (free_port(), free_port(), free_port());
+    let (p, u) = (free_port(), free_port());
     let kb = Kemibox::start(
         &wasm_config(
             &[format!("udp:127.0.0.1:{p}")],
@@ -21,54 +21,12 @@ fn sipp_calls_through_the_forward_plugin() {
         ),
         "",
     );
-    let uas = Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &u.to_string(),
-            "-nostdin",
-        ])
-        .current_dir(&kb.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp UAS (install sip-tester)");
-    let _uas = Bg(uas);
-    std::thread::sleep(Duration::from_millis(300));
-    let calls = CALLS.to_string();
-    let mut cmd = Command::new("sipp");
-    cmd.args([
-        "-sn",
-        "uac",
-        "-nostdin",
-        "-m",
-        &calls,
-        "-r",
-        "20",
-        "-timeout",
-        "40",
-        "-timeout_error",
-        &format!("127.0.0.1:{u}"),
-        "-rsa",
-        &format!("127.0.0.1:{p}"),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &c.to_string(),
-    ])
-    .current_dir(&kb.dir);
-    let out = run_bounded(&mut cmd, Duration::from_secs(60));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let (ok, failed) = sipp_counts(&stdout);
-    assert!(
-        out.status.success() && ok == CALLS as u64 && failed == 0,
-        "{ok} successful, {failed} failed\n{}\n{}",
-        stdout.lines().rev().take(30).collect::<Vec<_>>().join("\n"),
-        kb.log_text()
+    let _uas = sipp::uas(&kb, u, None);
+    let out = run_bounded(
+        &mut sipp::uac(&kb, p, u, CALLS, 20),
+        Duration::from_secs(60),
     );
+    sipp::assert_clean(&out, CALLS, &kb);
     assert_eq!(
         kb.metric_settled("fwd_requests", 3 * CALLS as u64),
         3 * CALLS as u64
