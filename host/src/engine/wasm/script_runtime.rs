@@ -412,6 +412,31 @@ function ksr_request_route() {
         );
     }
 
+    /// Runaway recursion: QuickJS has no stack limit of its own on WASI, so the engine's
+    /// stack limit traps the instance: that message gets the error reply (500), the
+    /// worker's next message a fresh instance.
+    #[test]
+    fn js_runaway_recursion_costs_its_message_only() {
+        let (env, rec, p) = setup_on(
+            "js-wasm",
+            "s.js",
+            "function f(n) { return f(n + 1) + 1; }\n\
+             function ksr_request_route() {\n\
+               if (KSR.pv.get('$rU') == 'bob') { try { f(0); } catch (e) {} }\n\
+               KSR.sl.sl_send_reply(200, 'fine');\n\
+             }\n",
+        );
+        let (_, out) = p.run(&env, request(&env), RQ);
+        assert!(
+            matches!(&out, Outcome::Error(e) if e.contains("call stack exhausted")),
+            "{out:?}"
+        );
+        assert!(replies(&rec).is_empty());
+        let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
+    }
+
     #[test]
     fn js_drop_marks_the_message_and_ends_the_route() {
         let (c, out, sent) = run_js(
