@@ -437,6 +437,27 @@ function ksr_request_route() {
         assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
     }
 
+    /// A memory bomb: QuickJS's allocation fails at the instance's memory limit, the
+    /// uncaught out-of-memory error costs that message the error reply, the next one gets
+    /// a working instance.
+    #[test]
+    fn js_memory_bomb_costs_its_message_only() {
+        let (env, rec, p) = setup_on(
+            "js-wasm",
+            "s.js",
+            "function ksr_request_route() {\n\
+               if (KSR.pv.get('$rU') == 'bob') { const a = []; for (;;) a.push(new Array(100000).fill(1)); }\n\
+               KSR.sl.sl_send_reply(200, 'fine');\n\
+             }\n",
+        );
+        let (_, out) = p.run(&env, request(&env), RQ);
+        assert!(matches!(out, Outcome::Error(_)), "{out:?}");
+        assert!(replies(&rec).is_empty());
+        let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
+    }
+
     #[test]
     fn js_drop_marks_the_message_and_ends_the_route() {
         let (c, out, sent) = run_js(
