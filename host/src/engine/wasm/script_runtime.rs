@@ -458,6 +458,36 @@ function ksr_request_route() {
         assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
     }
 
+    /// An endless loop hits the route deadline; a flood of KEMI calls the host-call
+    /// budget: each costs its message only.
+    #[test]
+    fn js_endless_loop_and_host_call_flood_cost_their_message_only() {
+        let (env, rec, p) = setup_on(
+            "js-wasm",
+            "s.js",
+            "function ksr_request_route() {\n\
+               const u = KSR.pv.get('$rU');\n\
+               if (u == 'loop') { for (;;) {} }\n\
+               if (u == 'flood') { for (;;) KSR.is_OPTIONS(); }\n\
+               KSR.sl.sl_send_reply(200, 'fine');\n\
+             }\n",
+        );
+        let (_, out) = p.run(&env, request_to(&env, "loop"), RQ);
+        assert!(
+            matches!(&out, Outcome::Error(e) if e.contains("deadline")),
+            "{out:?}"
+        );
+        let (_, out) = p.run(&env, request_to(&env, "flood"), RQ);
+        assert!(
+            matches!(&out, Outcome::Error(e) if e.contains("host-call budget")),
+            "{out:?}"
+        );
+        assert!(replies(&rec).is_empty());
+        let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
+    }
+
     #[test]
     fn js_drop_marks_the_message_and_ends_the_route() {
         let (c, out, sent) = run_js(
