@@ -38,7 +38,7 @@ from wit_world.imports.types import (
     CallError_Exit,
     CallError_Drop,
 )
-from componentize_py_types import Err
+from componentize_py_types import Ok, Err
 
 # The `[routing] config` string of the kemibox configuration (set by `init`).
 config = ""
@@ -289,10 +289,70 @@ def _find_typed():
                 else:
                     break
             else:
-                _TYPED[(kemi_module, fname)] = (fn, tuple(kinds), kind)
+                _TYPED[(kemi_module, fname)] = (fn, tuple(kinds), kind, _direct(fn, len(kinds)))
+
+
+# componentize-py 0.25.1's glue of a typed import, e.g. `core.is_method`:
+_GLUE_SRC = """
+from componentize_py_types import Result, Ok, Err, Some
+import componentize_py_runtime
+def {name}({params}):
+    {doc!r}
+    result = componentize_py_runtime.call_import({index}, [{params}])
+    if isinstance(result, Err):
+        raise result
+    else:
+        return result.value
+"""
+
+
+def _direct(fn, n):
+    """`(call_import, index)` of the typed import `fn` when its glue is exactly
+    `_GLUE_SRC` (the same bytecode, names and constants as that source compiled with the
+    index its bytecode loads): the fast paths then make that call themselves, saving the
+    glue's Python frame. None otherwise (the glue function is called)."""
+    import dis
+
+    try:
+        code = fn.__code__
+        params = code.co_varnames[:n]
+        if code.co_argcount != n or code.co_kwonlyargcount or code.co_flags & 0x0C:
+            return None
+        index = None
+        for ins in dis.get_instructions(code):
+            if ins.opname in ("LOAD_SMALL_INT", "LOAD_CONST") and type(ins.argval) is int:
+                index = ins.argval
+                break
+        if index is None:
+            return None
+        src = _GLUE_SRC.format(
+            name=fn.__name__, params=", ".join(params), doc=fn.__doc__ or "", index=index
+        )
+        ref = [
+            c
+            for c in compile(src, "<glue>", "exec").co_consts
+            if type(c) is type(code) and c.co_name == fn.__name__
+        ][0]
+        doc = fn.__doc__
+        if (
+            ref.co_code != code.co_code
+            or ref.co_names != code.co_names
+            or ref.co_varnames != code.co_varnames
+            or [c for c in ref.co_consts if c != doc] != [c for c in code.co_consts if c != doc]
+        ):
+            return None
+        runtime = fn.__globals__["componentize_py_runtime"]
+        if fn.__globals__.get("Err") is not Err:
+            return None
+        return runtime.call_import, index
+    except Exception:
+        return None
 
 
 _find_typed()
+
+# How many typed imports the fast paths call directly (a check for the benchmarks).
+DIRECT_CALLS = sum(1 for _t in _TYPED.values() if _t[3] is not None)
 
 # Exports whose int result may not fit the typed imports' s32 (which the host clamps):
 # they stay on `kemi.call` and keep app_python3's full-width int.
@@ -361,7 +421,7 @@ def _typed_for(info, params):
         out = "0"
     if out is None:
         return None
-    return t[0], t[1], out
+    return t[0], t[1], out, t[3]
 
 
 # A typed call with exact argument types runs the fast path made for its shape (its
@@ -379,6 +439,32 @@ def make(tf, conv, full, slow):
                     return _call_failed(e, full, {last})
                 return {ret}
         return slow(args)
+    return f
+
+
+def make_direct(call_import, index, full, slow):
+    def f(*args):
+        if len(args) >= {n}:
+{unpack}
+            if {checks}:
+                r = call_import(index, [{call}])
+                if type(r) is Ok or not isinstance(r, Err):
+                    r = r.value
+                    return {ret_direct}
+                return _call_failed(r, full, {last})
+        return slow(args)
+    return f
+
+
+def make_direct0(call_import, index, full, slow):
+    no_args = []
+
+    def f(*args):
+        r = call_import(index, no_args)
+        if type(r) is Ok or not isinstance(r, Err):
+            r = r.value
+            return {ret_direct}
+        return _call_failed(r, full, None)
     return f
 """
 
@@ -407,10 +493,11 @@ def _shape(kinds, kind):
             call=", ".join(names),
             last=names[-1] if names else "None",
             ret=kind,
+            ret_direct=kind.replace("conv(r)", "None if type(r) is Value_None_ else r.value"),
         )
-        g = {"Err": Err, "_call_failed": _call_failed}
+        g = {"Ok": Ok, "Err": Err, "_call_failed": _call_failed, "Value_None_": Value_None_}
         exec(compile(src, "<kemibox typed %r %s>" % (kinds, kind), "exec"), g)
-        make = _SHAPES[key] = g["make"]
+        make = _SHAPES[key] = (g["make"], g["make_direct0" if n == 0 else "make_direct"])
     return make
 
 
@@ -428,7 +515,7 @@ del _t, _out
 
 def _typed_function(t, full, params):
     """`KSR[.module].name` through its typed import `t`."""
-    tf, kinds, kind = t
+    tf, kinds, kind, direct = t
     conv = _xval
 
     def slow(args):
@@ -449,7 +536,10 @@ def _typed_function(t, full, params):
             return 1 if r else -1
         return 0
 
-    return _shape(kinds, kind)(tf, conv, full, slow)
+    make, make_direct = _shape(kinds, kind)
+    if direct is not None:
+        return make_direct(direct[0], direct[1], full, slow)
+    return make(tf, conv, full, slow)
 
 
 def _function(index, info):
