@@ -11,6 +11,9 @@ as the app (class `WitWorld`).
 - `init(config)`: `KSR` is filled from the export list of the generic interface `kemi`,
   then the script's `mod_init()` gives the object whose methods are the routes, and its
   `child_init(rank)` runs when it has one.
+- A `KSR` function calls the export's typed import (`core.is-options`, `pv.get`, ...)
+  when that converts arguments and result exactly as `kemi.call` would (`_typed_for`),
+  else `kemi.call`; either way with app_python3's argument checks and conversions.
 - Routes: `request-route` runs `ksr_request_route(msg)`, `reply-route`
   `ksr_reply_route(msg)` if defined, `route(name)` the method `name` (failure, branch and
   onreply routes named at run time). Their return values are ignored, as app_python3
@@ -237,9 +240,10 @@ def _kemi_function(index, info, full, params):
 
 # The typed imports (`wit_world.imports.core`, `.pv`, ...): a KEMI call through them
 # skips the `list<value>` argument and, for bool and int results, the `value` variant
-# that componentize-py's glue makes dataclasses of (`KSR.is_OPTIONS()` 0.9 µs instead of
-# 1.7). Found at build time (in the snapshot): (KEMI module, lowercase export name) ->
-# (function, parameter kinds (True: int), result kind). WIT names are the export names
+# that componentize-py's glue makes dataclasses of (`KSR.is_OPTIONS()` 0.85 µs instead of
+# 1.65, `KSR.pv.get("$rm")` 1.7 instead of 2.5: bench/python-calls.py). Found at build
+# time (in the snapshot): (KEMI module, lowercase export name) -> (glue function,
+# parameter kinds (True: int), result kind, `_direct`). WIT names are the export names
 # in kebab case (`is-invite` for `is_INVITE`), so the lowercase name finds a function.
 _TYPED = {}
 
