@@ -85,7 +85,7 @@ def _call_failed(e, full, last):
     reason = getattr(v, "value", "")
     if full in _OUTSIDE_OK and "outside a route" in reason:
         # mod_init, child_init: Kamailio logs them (with a faked message).
-        _log(-1, last if type(last) is str else "")
+        _log(-1, last if isinstance(last, str) else "")
         return 0
     _log_err("%s: %s\n" % (full, reason))
     return False
@@ -173,7 +173,7 @@ def _args(args, params, full):
             if not isinstance(a, str):
                 _log_err("non-string parameter - func: %s idx: %d argc: %d\n" % (full, i, argc))
                 return None
-            vals.append(str(a))
+            vals.append(a)
     return vals
 
 
