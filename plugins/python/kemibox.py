@@ -11,6 +11,9 @@ as the app (class `WitWorld`).
 - `init(config)`: `KSR` is filled from the export list of the generic interface `kemi`,
   then the script's `mod_init()` gives the object whose methods are the routes, and its
   `child_init(rank)` runs when it has one.
+- A `KSR` function calls the export's typed import (`core.is-options`, `pv.get`, ...)
+  when that converts arguments and result exactly as `kemi.call` would (`_typed_for`),
+  else `kemi.call`; either way with app_python3's argument checks and conversions.
 - Routes: `request-route` runs `ksr_request_route(msg)`, `reply-route`
   `ksr_reply_route(msg)` if defined, `route(name)` the method `name` (failure, branch and
   onreply routes named at run time). Their return values are ignored, as app_python3
@@ -38,7 +41,7 @@ from wit_world.imports.types import (
     CallError_Exit,
     CallError_Drop,
 )
-from componentize_py_types import Err
+from componentize_py_types import Ok, Err
 
 # The `[routing] config` string of the kemibox configuration (set by `init`).
 config = ""
@@ -72,16 +75,17 @@ def _log_err(text):
     _log(_err_index, text)
 
 
-def _call_failed(e, full, vals):
+def _call_failed(e, full, last):
     """A call the host answered with a call-error: exit and drop end the route, a
-    mismatch is logged and answers False (app_python3's answer to bad parameters)."""
+    mismatch is logged and answers False (app_python3's answer to bad parameters).
+    `last`: the call's last argument (the text of a log function)."""
     v = e.value
     if isinstance(v, (CallError_Exit, CallError_Drop)):
         raise KemiExit()
     reason = getattr(v, "value", "")
     if full in _OUTSIDE_OK and "outside a route" in reason:
         # mod_init, child_init: Kamailio logs them (with a faked message).
-        _log(-1, vals[-1].value if vals else "")
+        _log(-1, last if isinstance(last, str) else "")
         return 0
     _log_err("%s: %s\n" % (full, reason))
     return False
@@ -99,6 +103,13 @@ _OUTSIDE_OK = {
 }
 
 
+def _xval(v):
+    """An xval as app_python3 returns it: None, or the bool, int or str."""
+    if type(v) is Value_None_:
+        return None
+    return v.value
+
+
 def _result(ret):
     """The conversion of a call's value to Python, as app_python3 returns it
     (sr_kemi_apy_return_xval / _int)."""
@@ -113,14 +124,7 @@ def _result(ret):
             return t is Value_Str
 
     elif ret == kemi.ReturnType.XVAL:
-
-        def conv(v):
-            t = type(v)
-            if t is Value_None_:
-                return None
-            if t is Value_Bool:
-                return v.value
-            return v.value
+        conv = _xval
 
     else:
 
@@ -145,7 +149,7 @@ def _c_int(v):
 
 
 def _args(args, params, full):
-    """The arguments of a call as KEMI values, checked as app_python3 does
+    """The arguments of a call (C ints and strs), checked as app_python3 does
     (sr_apy_kemi_exec_func_ex); None (logged) when they do not fit."""
     argc = len(args)
     vals = []
@@ -164,21 +168,17 @@ def _args(args, params, full):
             elif not isinstance(a, int):
                 _log_err("non-number parameter - func: %s idx: %d argc: %d\n" % (full, i, argc))
                 return None
-            vals.append(Value_Int(_c_int(a)))
+            vals.append(_c_int(a))
         else:
             if not isinstance(a, str):
                 _log_err("non-string parameter - func: %s idx: %d argc: %d\n" % (full, i, argc))
                 return None
-            vals.append(Value_Str(a))
+            vals.append(a)
     return vals
 
 
-def _function(index, info):
-    """`KSR[.module].name`: converts its arguments as app_python3 does
-    (sr_apy_kemi_exec_func_ex) and calls export `index`."""
-    name = info.name
-    full = "KSR.%s.%s" % (info.module, name) if info.module else "KSR." + name
-    params = [p == kemi.ParamType.INT for p in info.params]  # True: int, False: str
+def _kemi_function(index, info, full, params):
+    """`KSR[.module].name` through the generic `kemi.call` (list<value> in, value out)."""
     n = len(params)
     conv = _result(info.ret)
     call = kemi.call
@@ -189,37 +189,39 @@ def _function(index, info):
             try:
                 return conv(call(index, []))
             except Err as e:
-                return _call_failed(e, full, [])
+                return _call_failed(e, full, None)
 
     elif n == 1 and not params[0]:
         # One str (the most common shape): the exact type checked inline.
 
         def f(*args):
             if args and type(args[0]) is str:
-                vals = [Value_Str(args[0])]
+                a = args[0]
             else:
                 vals = _args(args, params, full)
                 if vals is None:
                     return False
+                a = vals[0]
             try:
-                return conv(call(index, vals))
+                return conv(call(index, [Value_Str(a)]))
             except Err as e:
-                return _call_failed(e, full, vals)
+                return _call_failed(e, full, a)
 
     elif n == 1:
         # One int.
 
         def f(*args):
             if args and type(args[0]) is int and -0x80000000 <= args[0] <= 0x7FFFFFFF:
-                vals = [Value_Int(args[0])]
+                a = args[0]
             else:
                 vals = _args(args, params, full)
                 if vals is None:
                     return False
+                a = vals[0]
             try:
-                return conv(call(index, vals))
+                return conv(call(index, [Value_Int(a)]))
             except Err as e:
-                return _call_failed(e, full, vals)
+                return _call_failed(e, full, a)
 
     else:
 
@@ -227,11 +229,335 @@ def _function(index, info):
             vals = _args(args, params, full)
             if vals is None:
                 return False
+            wrapped = [Value_Int(a) if p else Value_Str(a) for p, a in zip(params, vals)]
             try:
-                return conv(call(index, vals))
+                return conv(call(index, wrapped))
             except Err as e:
-                return _call_failed(e, full, vals)
+                return _call_failed(e, full, vals[-1])
 
+    return f
+
+
+# The typed imports (`wit_world.imports.core`, `.pv`, ...): a KEMI call through them
+# skips the `list<value>` argument and, for bool and int results, the `value` variant
+# that componentize-py's glue makes dataclasses of (`KSR.is_OPTIONS()` 0.85 µs instead of
+# 1.65, `KSR.pv.get("$rm")` 1.7 instead of 2.5: bench/python-calls.py). Found at build
+# time (in the snapshot): (KEMI module, lowercase export name) -> (glue function,
+# parameter kinds (True: int), result kind, `_direct`). WIT names are the export names
+# in kebab case (`is-invite` for `is_INVITE`), so the lowercase name finds a function.
+_TYPED = {}
+
+
+def _find_typed():
+    import importlib
+    import pkgutil
+
+    import wit_world.imports as imports
+    from wit_world.imports import types
+
+    value = types.Value
+    for m in pkgutil.iter_modules(imports.__path__):
+        if m.name in ("kemi", "types"):
+            continue
+        try:
+            mod = importlib.import_module("wit_world.imports." + m.name)
+        except Exception:
+            continue
+        kemi_module = "" if m.name == "core" else m.name
+        for fname, fn in vars(mod).items():
+            if getattr(fn, "__module__", None) != mod.__name__ or not hasattr(fn, "__code__"):
+                continue
+            try:
+                ann = dict(fn.__annotations__)
+            except Exception:
+                continue
+            if "return" not in ann:
+                continue
+            r = ann.pop("return")
+            if r is bool:
+                kind = "bool"
+            elif r is int:
+                kind = "int"
+            elif r is None:
+                kind = "none"
+            elif r == value:
+                kind = "value"
+            else:
+                continue
+            kinds = []
+            for a in ann.values():
+                if a is int:
+                    kinds.append(True)
+                elif a is str:
+                    kinds.append(False)
+                else:
+                    break
+            else:
+                _TYPED[(kemi_module, fname)] = (fn, tuple(kinds), kind, _direct(fn, len(kinds)))
+
+
+# componentize-py 0.25.1's glue of a typed import, e.g. `core.is_method`:
+_GLUE_SRC = """
+from componentize_py_types import Result, Ok, Err, Some
+import componentize_py_runtime
+def {name}({params}):
+    {doc!r}
+    result = componentize_py_runtime.call_import({index}, [{params}])
+    if isinstance(result, Err):
+        raise result
+    else:
+        return result.value
+"""
+
+
+def _direct(fn, n):
+    """`(call_import, index)` of the typed import `fn` when its glue is exactly
+    `_GLUE_SRC` (the same bytecode, names and constants as that source compiled with the
+    index its bytecode loads): the fast paths then make that call themselves, saving the
+    glue's Python frame. None otherwise (the glue function is called)."""
+    import dis
+
+    try:
+        code = fn.__code__
+        params = code.co_varnames[:n]
+        if code.co_argcount != n or code.co_kwonlyargcount or code.co_flags & 0x0C:
+            return None
+        index = None
+        for ins in dis.get_instructions(code):
+            if ins.opname in ("LOAD_SMALL_INT", "LOAD_CONST") and type(ins.argval) is int:
+                index = ins.argval
+                break
+        if index is None:
+            return None
+        src = _GLUE_SRC.format(
+            name=fn.__name__, params=", ".join(params), doc=fn.__doc__ or "", index=index
+        )
+        ref = [
+            c
+            for c in compile(src, "<glue>", "exec").co_consts
+            if type(c) is type(code) and c.co_name == fn.__name__
+        ][0]
+        doc = fn.__doc__
+        if (
+            ref.co_code != code.co_code
+            or ref.co_names != code.co_names
+            or ref.co_varnames != code.co_varnames
+            or [c for c in ref.co_consts if c != doc] != [c for c in code.co_consts if c != doc]
+        ):
+            return None
+        runtime = fn.__globals__["componentize_py_runtime"]
+        if fn.__globals__.get("Err") is not Err:
+            return None
+        return runtime.call_import, index
+    except Exception:
+        return None
+
+
+_find_typed()
+
+# How many typed imports the fast paths call directly (a check for the benchmarks).
+DIRECT_CALLS = sum(1 for _t in _TYPED.values() if _t[3] is not None)
+
+# Exports whose int result may not fit the typed imports' s32 (which the host clamps):
+# they stay on `kemi.call` and keep app_python3's full-width int.
+_WIDE_INTS = {
+    ("pv", "geti"),
+    ("htable", "sht_inc"),
+    ("htable", "sht_dec"),
+    ("kx", "get_defn"),
+    ("kx", "get_envn"),
+    ("kx", "get_conid"),
+    ("kx", "get_timestamp"),
+}
+
+# INT exports typed as bool in the WIT whose value is only ever 1 or -1: the bool gives
+# the int back.
+_PLUS_MINUS_ONE = {("hdr", "is_present")}
+
+
+# Per KEMI module, how many of its exports have each lowercase name (made on first use):
+# a typed function is used only for a name no other export of its module shares.
+_lower_counts = {}
+
+
+def _lower_count(module, low):
+    counts = _lower_counts.get(module)
+    if counts is None:
+        counts = _lower_counts[module] = {}
+        for n in _by_module.get(module, ()):
+            n = n.lower()
+            counts[n] = counts.get(n, 0) + 1
+    return counts.get(low, 0)
+
+
+def _typed_for(info, params):
+    """The typed import of export `info` and how its result becomes app_python3's,
+    when that is exact: the same parameters, and
+    - BOOL export, WIT bool: the bool ("r"); WIT s32 (`setflag`, `pv.sets`: the host's
+      1/-1 for a bool, the int for an int): `r > 0`, as app_python3's BOOL conversion;
+    - XVAL export, WIT value: converted as from `kemi.call`;
+    - INT export, WIT s32: the int, but for those that may not fit 32 bits; WIT bool:
+      1/-1 for those that only answer 1 or -1 (`hdr.is_present`);
+    - NONE export, WIT unit: 0.
+    Otherwise None: the export stays on `kemi.call` (`maxfwd.is_maxfwd_lt`, an int
+    typed as a bool)."""
+    name = info.name
+    low = name.lower()
+    t = _TYPED.get((info.module, low))
+    if t is None or tuple(params) != t[1]:
+        return None
+    if _lower_count(info.module, low) != 1:
+        return None
+    ret = info.ret
+    kind = t[2]
+    out = None
+    if ret == kemi.ReturnType.BOOL:
+        out = {"bool": "r", "int": "r > 0"}.get(kind)
+    elif ret == kemi.ReturnType.XVAL:
+        if kind == "value":
+            out = "conv(r)"
+    elif ret == kemi.ReturnType.INT:
+        if kind == "int" and (info.module, name) not in _WIDE_INTS:
+            out = "r"
+        elif kind == "bool" and (info.module, name) in _PLUS_MINUS_ONE:
+            out = "1 if r else -1"
+    elif kind == "none":
+        out = "0"
+    if out is None:
+        return None
+    return t[0], t[1], out, t[3]
+
+
+# A typed call with exact argument types runs the fast path made for its shape (its
+# parameter kinds and result kind, a function compiled at build time); any other
+# arguments go through `_args` (app_python3's checks and conversions, logged errors).
+_SHAPE_SRC = """
+def make(tf, conv, full, slow):
+    def f(*args):
+        if len(args) >= {n}:
+{unpack}
+            if {checks}:
+                try:
+                    r = tf({call})
+                except Err as e:
+                    return _call_failed(e, full, {last})
+                return {ret}
+        return slow(args)
+    return f
+
+
+def make_direct(call_import, index, full, slow):
+    def f(*args):
+        if len(args) >= {n}:
+{unpack}
+            if {checks}:
+                r = call_import(index, [{call}])
+                if type(r) is Ok or not isinstance(r, Err):
+                    r = r.value
+                    return {ret_direct}
+                return _call_failed(r, full, {last})
+        return slow(args)
+    return f
+
+
+def make_direct0(call_import, index, full, slow):
+    no_args = []
+
+    def f(*args):
+        r = call_import(index, no_args)
+        if type(r) is Ok or not isinstance(r, Err):
+            r = r.value
+            return {ret_direct}
+        return _call_failed(r, full, None)
+    return f
+"""
+
+_SHAPES = {}
+
+
+def _shape(kinds, kind):
+    """The factory of the fast path of typed calls with parameter kinds `kinds` and
+    result expression `kind` (of the typed result `r`)."""
+    key = (kinds, kind)
+    make = _SHAPES.get(key)
+    if make is None:
+        n = len(kinds)
+        names = ["a%d" % i for i in range(n)]
+        checks = [
+            "type(%s) is int and -0x80000000 <= %s <= 0x7FFFFFFF" % (a, a)
+            if is_int
+            else "type(%s) is str" % a
+            for a, is_int in zip(names, kinds)
+        ] or ["True"]
+        src = _SHAPE_SRC.format(
+            n=n,
+            unpack="\n".join("            %s = args[%d]" % (a, i) for i, a in enumerate(names))
+            or "            pass",
+            checks=" and ".join(checks),
+            call=", ".join(names),
+            last=names[-1] if names else "None",
+            ret=kind,
+            ret_direct=kind.replace("conv(r)", "None if type(r) is Value_None_ else r.value"),
+        )
+        g = {"Ok": Ok, "Err": Err, "_call_failed": _call_failed, "Value_None_": Value_None_}
+        exec(compile(src, "<kemibox typed %r %s>" % (kinds, kind), "exec"), g)
+        make = _SHAPES[key] = (g["make"], g["make_direct0" if n == 0 else "make_direct"])
+    return make
+
+
+for _t in list(_TYPED.values()):
+    for _out in {
+        "bool": ("r",),
+        "int": ("r", "r > 0"),
+        "value": ("conv(r)",),
+        "none": ("0",),
+    }[_t[2]]:
+        _shape(_t[1], _out)
+_shape((False,), "1 if r else -1")
+del _t, _out
+
+
+def _typed_function(t, full, params):
+    """`KSR[.module].name` through its typed import `t`."""
+    tf, kinds, kind, direct = t
+    conv = _xval
+
+    def slow(args):
+        vals = _args(args, params, full)
+        if vals is None:
+            return False
+        try:
+            r = tf(*vals)
+        except Err as e:
+            return _call_failed(e, full, vals[-1] if vals else None)
+        if kind == "r":
+            return r
+        if kind == "conv(r)":
+            return conv(r)
+        if kind == "r > 0":
+            return r > 0
+        if kind == "1 if r else -1":
+            return 1 if r else -1
+        return 0
+
+    make, make_direct = _shape(kinds, kind)
+    if direct is not None:
+        return make_direct(direct[0], direct[1], full, slow)
+    return make(tf, conv, full, slow)
+
+
+def _function(index, info):
+    """`KSR[.module].name`: converts its arguments as app_python3 does
+    (sr_apy_kemi_exec_func_ex) and calls export `index`, through its typed import when
+    that converts the same way, else through `kemi.call`."""
+    name = info.name
+    full = "KSR.%s.%s" % (info.module, name) if info.module else "KSR." + name
+    params = [p == kemi.ParamType.INT for p in info.params]  # True: int, False: str
+    t = _typed_for(info, params)
+    if t is not None:
+        f = _typed_function(t, full, params)
+    else:
+        f = _kemi_function(index, info, full, params)
     f.__name__ = name
     f.__qualname__ = full
     return f
@@ -280,6 +606,10 @@ def _modf(*args):
     return False
 
 
+# KEMI module -> {export name: index}, made by `init`.
+_by_module = {}
+
+
 def _build_ksr():
     global _err_index, _exports
     _exports = kemi.exports()
@@ -289,6 +619,7 @@ def _build_ksr():
         if names is None:
             names = by_module[info.module] = {}
         names[info.name] = index
+    _by_module.update(by_module)
     ksr = KSR.__dict__
     core = by_module.pop("", {})
     ksr["__getattr__"] = _lazy(KSR, core)
