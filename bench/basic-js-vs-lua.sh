@@ -99,7 +99,7 @@ if [[ -n ${SEARCH:-} ]]; then
     best=0
     for r in $SEARCH; do
       rate=$r
-      line=$(run "$name")
+      line=$(run "$name" | tail -1)
       echo "$r/s: $line"
       [[ $line =~ \(([0-9]+)\ ok,\ ([0-9]+)\ failed\) ]] || break
       (( BASH_REMATCH[1] == r * secs && BASH_REMATCH[2] == 0 )) || break
