@@ -28,7 +28,8 @@ rm -f "$fuzz_log"
 
 # The end-to-end tests start the kemibox binary as a real process; the wasm tests load
 # the plugins (release components in plugins/target, built here once for all tests),
-# the Lua runtime of engine "lua-wasm" (plugins/lua -> kemibox_lua.wasm) among them.
+# the runtimes of engines "lua-wasm" (plugins/lua -> kemibox_lua.wasm) and "js-wasm"
+# (plugins/quickjs -> kemibox_quickjs.wasm) among them.
 cargo build -p kemibox
 CARGO_TARGET_DIR="$PWD/plugins/target" \
   cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
