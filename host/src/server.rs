@@ -136,7 +136,7 @@ pub async fn start(cfg: Config) -> Result<Server, StartError> {
     transports.start(
         Arc::new(move |data, rcv| r2.handle(data, rcv)),
         cfg.core.workers,
-    );
+    )?;
     for l in transports.listeners() {
         tracing::info!("listening on {}:{}", l.proto.lower(), l.addr);
     }
