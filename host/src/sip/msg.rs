@@ -80,6 +80,10 @@ pub struct Message {
     pub declared_len: Option<u64>,
     /// Bytes available after the header block.
     pub available_body: usize,
+    /// Length of the longest prefix of `buf`, within the header block, that is valid
+    /// UTF-8: checked once here, so that [`text`](Message::text) need not check every
+    /// span it returns again.
+    utf8_head: usize,
 }
 
 /// Largest message kemibox accepts on any transport.
@@ -180,7 +184,12 @@ impl Message {
             Some(n) => (n as usize).min(available_body),
             None => available_body,
         };
+        let utf8_head = match std::str::from_utf8(&b[..headers_end]) {
+            Ok(_) => headers_end,
+            Err(e) => e.valid_up_to(),
+        };
         Ok(Message {
+            utf8_head,
             first,
             first_line,
             headers,
@@ -196,9 +205,20 @@ impl Message {
         &self.buf
     }
 
-    /// The text of a span. Non-UTF-8 bytes make it empty (SIP text is UTF-8).
+    /// The text of a span. Non-UTF-8 bytes make it empty (SIP text is UTF-8), and so does
+    /// a span that does not start and end on character boundaries.
     pub fn text(&self, s: Span) -> &str {
-        std::str::from_utf8(&self.buf[s.range()]).unwrap_or("")
+        if s.end as usize <= self.utf8_head {
+            // SAFETY: `utf8_head` is the length of a prefix of `buf` that `parse` found
+            // to be valid UTF-8, and `buf` is never modified.
+            let head = unsafe { std::str::from_utf8_unchecked(&self.buf[..self.utf8_head]) };
+            // `get` refuses a range that splits a character, as `from_utf8` would.
+            return head.get(s.range()).unwrap_or("");
+        }
+        self.buf
+            .get(s.range())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     pub fn is_request(&self) -> bool {
@@ -619,5 +639,33 @@ v=0\n";
         let m = p(&format!("{INVITE}garbage"));
         assert_eq!(m.body_bytes(), b"v=0\n");
         assert_eq!(m.validate(), Ok(()));
+    }
+
+    #[test]
+    fn text_is_utf8_checked_once_with_the_same_answers() {
+        let raw = "MESSAGE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                   From: \"Jos\u{e9}\" <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n\
+                   CSeq: 1 MESSAGE\r\nSubject: \u{fc}ber\r\nContent-Length: 2\r\n\r\nhi";
+        let m = p(raw);
+        let from = m.header(HdrName::From).unwrap().value;
+        assert_eq!(m.text(from), "\"Jos\u{e9}\" <sip:a@x>;tag=1");
+        // A span that splits the two bytes of \u{e9} is refused, as from_utf8 would.
+        let split = Span::new(from.start as usize + 5, from.end as usize);
+        assert_eq!(m.text(split), "");
+        assert_eq!(m.text(m.body), "hi");
+        // Bytes that are not UTF-8 in one header: that header reads empty, the ones
+        // before it still read.
+        let mut bad = raw.as_bytes().to_vec();
+        let at = raw.find("\u{fc}ber").unwrap();
+        bad[at] = 0xff;
+        bad[at + 1] = b'x';
+        let m = Message::parse(Bytes::from(bad)).unwrap();
+        assert_eq!(
+            m.text(m.header(HdrName::From).unwrap().value),
+            "\"Jos\u{e9}\" <sip:a@x>;tag=1"
+        );
+        assert_eq!(m.text(m.header(HdrName::Subject).unwrap().value), "");
+        assert_eq!(m.value(HdrName::CallId), Some("c"));
+        assert_eq!(m.value(HdrName::ContentLength), Some("2"));
     }
 }
