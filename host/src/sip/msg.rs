@@ -84,6 +84,8 @@ pub struct Message {
     /// UTF-8: checked once here, so that [`text`](Message::text) need not check every
     /// span it returns again.
     utf8_head: usize,
+    /// [`validate`](Message::validate) passed (recorded by [`check`](Message::check)).
+    valid: bool,
 }
 
 /// Largest message kemibox accepts on any transport.
@@ -190,6 +192,7 @@ impl Message {
         };
         Ok(Message {
             utf8_head,
+            valid: false,
             first,
             first_line,
             headers,
@@ -318,6 +321,21 @@ impl Message {
 
     /// Strict checks a proxy makes before routing a message. The `Invalid` says how to
     /// answer a request; a response that fails is dropped.
+    /// [`validate`](Message::validate), remembering a success: checks that only repeat
+    /// what it checked (sanity's URI and header checks) can then be skipped.
+    pub fn check(&mut self) -> Result<(), Invalid> {
+        self.validate()?;
+        self.valid = true;
+        Ok(())
+    }
+
+    /// [`check`](Message::check) found this message valid: the start line, the Request-URI,
+    /// From, To, every Contact, Via, Route and Record-Route value parse strictly, and the
+    /// single-valued headers are not repeated.
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         let b = &self.buf[..];
         match self.first {
