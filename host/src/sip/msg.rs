@@ -4,6 +4,8 @@
 //! and nothing more. [`Message::validate`] is the strict check a proxy runs before routing
 //! (RFC 3261 syntax of the fields it relies on; the RFC 4475 torture cases).
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use memchr::memchr;
 use thiserror::Error;
@@ -86,6 +88,29 @@ pub struct Message {
     utf8_head: usize,
     /// [`validate`](Message::validate) passed (recorded by [`check`](Message::check)).
     valid: bool,
+    /// The top Via, parsed on first use: every layer asks for it (transaction key,
+    /// sanity, rport, reply routing), and it is the same each time.
+    top_via: OnceLock<TopVia>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum TopVia {
+    /// No Via, or the top one does not parse.
+    None,
+    At(ViaAt),
+    /// A part is not a slice of the buffer: parsed on every call.
+    Uncached,
+}
+
+/// Where the parts of a parsed Via value sit in the message buffer.
+#[derive(Clone, Copy, Debug)]
+struct ViaAt {
+    elem: Span,
+    transport: Span,
+    host: Span,
+    port: Option<u16>,
+    params: Span,
+    sent_by_end: usize,
 }
 
 /// Largest message kemibox accepts on any transport.
@@ -193,6 +218,7 @@ impl Message {
         Ok(Message {
             utf8_head,
             valid: false,
+            top_via: OnceLock::new(),
             first,
             first_line,
             headers,
@@ -314,9 +340,57 @@ impl Message {
     }
 
     pub fn top_via(&self) -> Option<(Span, hdr::Via<'_>)> {
+        let at = match self.top_via.get_or_init(|| self.parse_top_via()) {
+            TopVia::None => return None,
+            TopVia::At(at) => at,
+            TopVia::Uncached => return self.top_via_uncached(),
+        };
+        // The spans are those of sub-slices of a text this buffer returned: they read
+        // the same text again.
+        Some((
+            at.elem,
+            hdr::Via {
+                transport: self.text(at.transport),
+                host: self.text(at.host),
+                port: at.port,
+                params: hdr::Params(self.text(at.params)),
+                sent_by_end: at.sent_by_end,
+            },
+        ))
+    }
+
+    fn top_via_uncached(&self) -> Option<(Span, hdr::Via<'_>)> {
         let h = self.header(HdrName::Via)?;
         let first = hdr::first_in_list(self, h.value);
         hdr::parse_via(self.text(first)).ok().map(|v| (first, v))
+    }
+
+    fn parse_top_via(&self) -> TopVia {
+        let Some((elem, v)) = self.top_via_uncached() else {
+            return TopVia::None;
+        };
+        let at = (|| {
+            Some(ViaAt {
+                elem,
+                transport: self.span_of(v.transport)?,
+                host: self.span_of(v.host)?,
+                port: v.port,
+                params: self.span_of(v.params.0)?,
+                sent_by_end: v.sent_by_end,
+            })
+        })();
+        match at {
+            Some(at) => TopVia::At(at),
+            None => TopVia::Uncached,
+        }
+    }
+
+    /// The span of `s`, a slice of this message's buffer.
+    fn span_of(&self, s: &str) -> Option<Span> {
+        let base = self.buf.as_ptr() as usize;
+        let start = (s.as_ptr() as usize).checked_sub(base)?;
+        let end = start + s.len();
+        (end <= self.buf.len()).then(|| Span::new(start, end))
     }
 
     /// Strict checks a proxy makes before routing a message. The `Invalid` says how to
@@ -685,5 +759,41 @@ v=0\n";
         assert_eq!(m.text(m.header(HdrName::Subject).unwrap().value), "");
         assert_eq!(m.value(HdrName::CallId), Some("c"));
         assert_eq!(m.value(HdrName::ContentLength), Some("2"));
+    }
+
+    #[test]
+    fn cached_top_via_reads_as_a_fresh_parse() {
+        let rest =
+            "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        for via in [
+            "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport\r\nVia: SIP/2.0/TCP h\r\n",
+            "v: SIP/2.0/TLS [2001:db8::1]:5061 , SIP/2.0/UDP other;branch=z9hG4bK2\r\n",
+            "Via: SIP / 2.0 / UDP  host.example.com\r\n",
+            "Via: garbage\r\n",
+            "",
+        ] {
+            let m = p(&format!("OPTIONS sip:b@x SIP/2.0\r\n{via}{rest}"));
+            let fresh = m.top_via_uncached();
+            for _ in 0..2 {
+                let cached = m.top_via();
+                assert_eq!(cached.is_some(), fresh.is_some(), "{via}");
+                if let (Some((s1, v1)), Some((s2, v2))) = (&cached, &fresh) {
+                    assert_eq!(s1, s2);
+                    assert_eq!(
+                        (v1.transport, v1.host, v1.port, v1.params.0, v1.sent_by_end),
+                        (v2.transport, v2.host, v2.port, v2.params.0, v2.sent_by_end),
+                        "{via}"
+                    );
+                    assert_eq!(v1.host.as_ptr(), v2.host.as_ptr());
+                    assert_eq!(v1.branch(), v2.branch());
+                }
+            }
+            // A clone carries the cache and still reads its own buffer.
+            let c = m.clone();
+            assert_eq!(
+                c.top_via().map(|(s, v)| (s, v.host)),
+                fresh.map(|(s, v)| (s, v.host))
+            );
+        }
     }
 }
