@@ -333,8 +333,7 @@ impl Message {
     /// All Via values in order, across header lines.
     pub fn vias(&self) -> impl Iterator<Item = (Span, hdr::Via<'_>)> {
         self.headers_named(HdrName::Via).flat_map(move |h| {
-            hdr::split_list(self, h.value)
-                .into_iter()
+            hdr::list_spans(self, h.value)
                 .filter_map(move |s| hdr::parse_via(self.text(s)).ok().map(|v| (s, v)))
         })
     }
@@ -507,7 +506,7 @@ impl Message {
         }
         match h.name {
             HdrName::Via => {
-                for s in hdr::split_list(self, h.value) {
+                for s in hdr::list_spans(self, h.value) {
                     hdr::parse_via_strict(self.text(s)).map_err(|_| bad("Bad Via"))?;
                 }
             }
@@ -521,12 +520,12 @@ impl Message {
                 })?;
             }
             HdrName::Contact if v.trim() != "*" => {
-                for s in hdr::split_list(self, h.value) {
+                for s in hdr::list_spans(self, h.value) {
                     hdr::parse_name_addr_strict(self.text(s)).map_err(|_| bad("Bad Contact"))?;
                 }
             }
             HdrName::Route | HdrName::RecordRoute => {
-                for s in hdr::split_list(self, h.value) {
+                for s in hdr::list_spans(self, h.value) {
                     hdr::parse_name_addr_strict(self.text(s)).map_err(|_| bad("Bad Route"))?;
                 }
             }
