@@ -167,20 +167,17 @@ mod tests {
     use super::*;
     use std::sync::Mutex as StdMutex;
 
-    fn queue() -> (Arc<TimerQueue<u32>>, Arc<StdMutex<Vec<(u32, u64)>>>) {
+    /// What fired: (payload, milliseconds after the start).
+    type Log = Arc<StdMutex<Vec<(u32, u64)>>>;
+
+    fn queue() -> (Arc<TimerQueue<u32>>, Log) {
         (
             Arc::new(TimerQueue::default()),
             Arc::new(StdMutex::new(Vec::new())),
         )
     }
 
-    fn arm(
-        q: &Arc<TimerQueue<u32>>,
-        log: &Arc<StdMutex<Vec<(u32, u64)>>>,
-        ms: u64,
-        v: u32,
-        t0: Instant,
-    ) -> TimerHandle<u32> {
+    fn arm(q: &Arc<TimerQueue<u32>>, log: &Log, ms: u64, v: u32, t0: Instant) -> TimerHandle<u32> {
         let (h, start) = q.insert(Duration::from_millis(ms), v);
         if start {
             let log = log.clone();
