@@ -129,7 +129,15 @@ pub fn spawn_reader(
                     local,
                     conn: None,
                 };
-                t.dispatch(Bytes::copy_from_slice(&buf[..n]), rcv);
+                let data = Bytes::copy_from_slice(&buf[..n]);
+                // A panic in the routing of one message must not take this reader (and
+                // its share of the socket) with it.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    t.dispatch(data, rcv);
+                }));
+                if r.is_err() {
+                    tracing::error!("udp reader on {local}: a message from {src} panicked");
+                }
             }
         })
         .map(|_| ())
