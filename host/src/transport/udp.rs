@@ -75,8 +75,9 @@ impl Alive {
     }
 }
 
-/// Starts one reader thread on `sock`. It stops when the transports are dropped or the
-/// runtime behind `rt` shuts down (`alive`).
+/// Starts one reader thread on `sock`. It stops when the transports are dropped, or, at
+/// its next idle wake-up ([`IDLE_WAKE`]), when the runtime behind `rt` has shut down
+/// (`alive`).
 pub fn spawn_reader(
     t: &Arc<Transports>,
     sock: Arc<UdpSocket>,
