@@ -123,8 +123,25 @@ pub fn check(mut cfg: Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// glibc's allocator grows each thread's heap by the request plus `M_TOP_PAD` (128 KiB by
+/// default), an `mprotect` and page faults at a time, and gives memory back when the top
+/// of a heap is free beyond `M_TRIM_THRESHOLD`. A proxy's heap grows by every
+/// transaction it keeps (tm holds requests and replies for seconds), so it grows in
+/// 16 MiB steps here and keeps up to 64 MiB of free top. (`perf` of the basic script at
+/// 1000 calls/s: `sysmalloc`/`grow_heap` ~5 % of the proxy's CPU with the defaults.)
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before the server's
+    // threads start and takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
 /// Binds the sockets, loads the script and starts receiving. Needs a multi-thread runtime.
 pub async fn start(cfg: Config) -> Result<Server, StartError> {
+    tune_allocator();
     let cfg = Arc::new(cfg);
     let stats = Arc::new(Stats::default());
     let transports = Transports::bind(&cfg, stats.clone()).await?;
@@ -136,7 +153,7 @@ pub async fn start(cfg: Config) -> Result<Server, StartError> {
     transports.start(
         Arc::new(move |data, rcv| r2.handle(data, rcv)),
         cfg.core.workers,
-    );
+    )?;
     for l in transports.listeners() {
         tracing::info!("listening on {}:{}", l.proto.lower(), l.addr);
     }

@@ -216,9 +216,7 @@ impl Ctx {
     /// URI of a name-addr header (From/To/first Contact).
     pub fn hdr_uri(&self, name: HdrName) -> Option<&str> {
         let h = self.msg.header(name)?;
-        let v = crate::sip::hdr::split_list(&self.msg, h.value)
-            .into_iter()
-            .next()?;
+        let v = crate::sip::hdr::first_in_list(&self.msg, h.value);
         crate::sip::hdr::parse_name_addr(self.msg.text(v))
             .ok()
             .map(|n| n.uri)

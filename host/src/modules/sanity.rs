@@ -199,8 +199,13 @@ fn run(c: &mut Ctx, m: i64, u: i64) -> Result<(), Fail> {
             return Err(Some((420, "Bad Proxy Require Extension")));
         }
     }
+    // What `Message::check` found on arrival need not be parsed again: a valid message's
+    // Request-URI (unless the script rewrote it), From, To and Contacts parse strictly.
+    let valid = c.msg.is_valid();
     if on(PARSE_URIS) {
-        if u & 1 != 0 && req && c.ruri().map(Uri::parse).is_none_or(|r| r.is_err()) {
+        let ruri_checked = valid && c.new_uri.is_none();
+        if u & 1 != 0 && req && !ruri_checked && c.ruri().map(Uri::parse).is_none_or(|r| r.is_err())
+        {
             return Err(Some((400, "Bad Request URI")));
         }
         for (bit, name, reason) in [
@@ -211,6 +216,9 @@ fn run(c: &mut Ctx, m: i64, u: i64) -> Result<(), Fail> {
                 let Some(v) = c.msg.value(name) else {
                     return Err(None);
                 };
+                if valid {
+                    continue;
+                }
                 let ok = parse_name_addr(v)
                     .ok()
                     .is_some_and(|na| Uri::parse(na.uri).is_ok());
@@ -219,7 +227,7 @@ fn run(c: &mut Ctx, m: i64, u: i64) -> Result<(), Fail> {
                 }
             }
         }
-        if u & 8 != 0 {
+        if u & 8 != 0 && !valid {
             if let Some(h) = c.msg.header(HdrName::Contact) {
                 let v = c.msg.text(h.value);
                 if v.trim() != "*" {
@@ -272,7 +280,13 @@ fn run(c: &mut Ctx, m: i64, u: i64) -> Result<(), Fail> {
             (HdrName::To, "Many To Tag Params"),
         ] {
             if let Some(v) = c.msg.value(name) {
-                let Ok(na) = parse_name_addr(v) else {
+                // A valid message's From and To parse strictly: the structure suffices.
+                let na = if valid {
+                    hdr::parse_name_addr(v)
+                } else {
+                    parse_name_addr(v)
+                };
+                let Ok(na) = na else {
                     return Err(None);
                 };
                 if na
@@ -288,4 +302,49 @@ fn run(c: &mut Ctx, m: i64, u: i64) -> Result<(), Fail> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Proto;
+    use crate::testutil;
+
+    const REQ: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n\
+        From: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n\
+        Contact: <sip:alice@127.0.0.1:5070>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\
+        Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    /// The basic script's `sanity_check(17895, 7)` plus the duplicate tag check, on a message as the pipeline hands it
+    /// over (validated, so its URIs are not parsed again) and on the same message not
+    /// validated (every check runs): the same answers.
+    #[test]
+    fn a_validated_message_gets_the_same_answers() {
+        let (env, rec) = testutil::env(&["udp:127.0.0.1:5060"], &["sanity", "sl"], "");
+        for (req, want) in [
+            (REQ.to_string(), 1),
+            (REQ.replace("tag=a", "tag=a;tag=b"), -1),
+            (REQ.replace("CSeq: 1 INVITE", "CSeq: 1 BYE"), -1),
+        ] {
+            for validated in [false, true] {
+                let mut c = testutil::ctx(&env, &req, Proto::Udp, "127.0.0.1:5060");
+                if validated {
+                    c.msg.check().expect("valid");
+                    assert!(c.msg.is_valid());
+                }
+                let checks = 17895 | CHECK_DUPTAGS;
+                assert_eq!(check(&mut c, checks, 7).ok(), Some(Val::Int(want)), "{req}");
+            }
+        }
+        // A Request-URI rewritten by the script is parsed again even on a valid message.
+        let mut c = testutil::ctx(&env, REQ, Proto::Udp, "127.0.0.1:5060");
+        c.msg.check().expect("valid");
+        c.new_uri = Some("sip:bob@[::1".into());
+        assert_eq!(check(&mut c, 1024, 1).ok(), Some(Val::Int(-1)));
+        assert!(rec
+            .texts()
+            .iter()
+            .any(|t| t.starts_with("SIP/2.0 400 Bad Request URI")));
+    }
 }

@@ -1,5 +1,5 @@
 //! `KSR.tm` and `KSR.tmx`: the transaction-stateful proxy. The transaction table, the
-//! I/O around the sans-I/O state machines of [`crate::tm`] (timers are tokio tasks that
+//! I/O around the sans-I/O state machines of [`crate::tm`] (timers sit in one queue and
 //! report back with a generation number), forking, best-response selection, CANCEL,
 //! failure and reply routes.
 
@@ -23,6 +23,7 @@ use crate::sip::{HdrName, Message, Method, Span};
 use crate::stats::Stats;
 use crate::tm::client::{self, ClientTxn};
 use crate::tm::server::{self, ServerTxn};
+use crate::tm::timer::{TimerHandle, TimerQueue};
 use crate::tm::{select, Timers};
 
 type R = Result<Val, KemiError>;
@@ -105,6 +106,8 @@ pub struct Tm {
     auto_inv_100: bool,
     /// Requests being processed right now (`tmx.t_precheck_trans`).
     in_flight: Mutex<std::collections::HashSet<String>>,
+    /// Every armed transaction timer.
+    queue: Arc<TimerQueue<Fire>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -159,6 +162,7 @@ impl Tm {
             },
             auto_inv_100: cfg.modparam_int("tm", "auto_inv_100", 1) != 0,
             in_flight: Mutex::new(Default::default()),
+            queue: Arc::default(),
         }
     }
 
@@ -206,30 +210,29 @@ impl Tm {
 }
 
 // ---------------------------------------------------------------------------------------
-// Timers: a tokio task per armed timer; a newer generation cancels an older one.
+// Timers: one queue for all transactions (`crate::tm::timer`), served by one tokio task;
+// a newer generation of a timer makes an older firing a no-op.
 
-/// An armed timer: its generation (a stale task finds a newer one and does nothing) and
-/// the task, aborted when the timer is stopped so that no sleeping task is left behind.
+/// What an expiring timer does.
+enum Fire {
+    /// A server or client transaction timer, with the generation it was armed with.
+    Txn(u64, TimerRef, u64),
+    /// The safety net that forgets a transaction nobody finished.
+    Life(u64),
+}
+
+/// An armed timer: its generation (a firing that finds a newer one does nothing) and its
+/// entry in the queue, removed when the timer is stopped or the transaction dropped.
 #[derive(Default)]
 struct Armed {
     gen: u64,
-    task: Option<tokio::task::AbortHandle>,
+    timer: Option<TimerHandle<Fire>>,
 }
 
 impl Armed {
     fn stop(&mut self) {
         self.gen += 1;
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
-}
-
-impl Drop for Armed {
-    fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
+        self.timer = None;
     }
 }
 
@@ -239,15 +242,25 @@ enum TimerRef {
     Client(usize, client::Timer),
 }
 
+/// Puts a timer in the queue, starting the queue's task if none runs.
+fn start_timer(env: &Arc<Env>, d: Duration, f: Fire) -> TimerHandle<Fire> {
+    let (h, start) = env.tm.queue.insert(d, f);
+    if start {
+        let w = Arc::downgrade(env);
+        tokio::spawn(env.tm.queue.clone().run(move |f| {
+            let Some(env) = w.upgrade() else { return };
+            match f {
+                Fire::Txn(id, which, gen) => on_timer(&env, id, which, gen),
+                Fire::Life(id) => env.tm.remove(id),
+            }
+        }));
+    }
+    h
+}
+
 fn arm(env: &Arc<Env>, id: u64, which: TimerRef, slot: &mut Armed, d: Duration) {
     slot.stop();
-    let env = env.clone();
-    let gen = slot.gen;
-    let task = tokio::spawn(async move {
-        tokio::time::sleep(d).await;
-        on_timer(&env, id, which, gen);
-    });
-    slot.task = Some(task.abort_handle());
+    slot.timer = Some(start_timer(env, d, Fire::Txn(id, which, slot.gen)));
 }
 
 fn on_timer(env: &Arc<Env>, id: u64, which: TimerRef, gen: u64) {
@@ -753,18 +766,14 @@ fn newtran(c: &mut Ctx) -> i64 {
     drop(tables);
     c.txn = Some(id);
     // A transaction that never gets an answer must not live forever.
-    let env2 = env.clone();
     let life = if invite {
         Duration::from_secs(180)
     } else {
         Duration::from_secs(32)
     } + timers.fr_inv.max(timers.fr);
-    let task = tokio::spawn(async move {
-        tokio::time::sleep(life).await;
-        env2.tm.remove(id);
-    });
+    let timer = start_timer(&env, life, Fire::Life(id));
     if let Some(txn) = env.tm.get(id) {
-        lock(&txn).life.task = Some(task.abort_handle());
+        lock(&txn).life.timer = Some(timer);
     }
     1
 }

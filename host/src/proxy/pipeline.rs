@@ -59,8 +59,8 @@ impl Router {
         }
     }
 
-    fn request(&self, msg: Message, rcv: RecvInfo) {
-        let invalid = msg.validate().err();
+    fn request(&self, mut msg: Message, rcv: RecvInfo) {
+        let invalid = msg.check().err();
         let mut ctx = Ctx::new(self.env.clone(), msg, rcv, RouteKind::Request);
         if let Some(inv) = invalid {
             Stats::inc(&self.env.stats.invalid_requests);
@@ -95,8 +95,8 @@ impl Router {
         }
     }
 
-    fn reply(&self, msg: Message, rcv: RecvInfo) {
-        if let Err(inv) = msg.validate() {
+    fn reply(&self, mut msg: Message, rcv: RecvInfo) {
+        if let Err(inv) = msg.check() {
             Stats::inc(&self.env.stats.invalid_replies);
             tracing::debug!(src = %rcv.src, "invalid reply dropped: {inv}");
             return;

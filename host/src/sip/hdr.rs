@@ -13,30 +13,58 @@ pub struct HdrError(pub &'static str);
 /// Splits a list-valued header value at top-level commas (not inside quotes or `<>`),
 /// returning trimmed spans. Empty elements are kept so that validation can refuse them.
 pub fn split_list(msg: &Message, value: Span) -> Vec<Span> {
-    let b = &msg.buf()[value.range()];
-    let base = value.start as usize;
-    let mut out = Vec::with_capacity(2);
-    let (mut in_q, mut in_a, mut esc) = (false, false, false);
-    let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if esc {
-            esc = false;
-            continue;
-        }
-        match c {
-            b'\\' if in_q => esc = true,
-            b'"' if !in_a => in_q = !in_q,
-            b'<' if !in_q => in_a = true,
-            b'>' if !in_q => in_a = false,
-            b',' if !in_q && !in_a => {
-                out.push(trim_span(b, base, start, i));
-                start = i + 1;
-            }
-            _ => {}
-        }
+    list_spans(msg, value).collect()
+}
+
+/// [`split_list`] without the vector: the elements one by one.
+pub fn list_spans(msg: &Message, value: Span) -> ListSpans<'_> {
+    ListSpans {
+        b: &msg.buf()[value.range()],
+        base: value.start as usize,
+        start: 0,
+        done: false,
     }
-    out.push(trim_span(b, base, start, b.len()));
-    out
+}
+
+/// The elements of a list-valued header value; see [`list_spans`].
+pub struct ListSpans<'m> {
+    b: &'m [u8],
+    base: usize,
+    /// Where the next element starts.
+    start: usize,
+    done: bool,
+}
+
+impl Iterator for ListSpans<'_> {
+    type Item = Span;
+
+    fn next(&mut self) -> Option<Span> {
+        if self.done {
+            return None;
+        }
+        let b = self.b;
+        let (mut in_q, mut in_a, mut esc) = (false, false, false);
+        for (i, &c) in b.iter().enumerate().skip(self.start) {
+            if esc {
+                esc = false;
+                continue;
+            }
+            match c {
+                b'\\' if in_q => esc = true,
+                b'"' if !in_a => in_q = !in_q,
+                b'<' if !in_q => in_a = true,
+                b'>' if !in_q => in_a = false,
+                b',' if !in_q && !in_a => {
+                    let s = trim_span(b, self.base, self.start, i);
+                    self.start = i + 1;
+                    return Some(s);
+                }
+                _ => {}
+            }
+        }
+        self.done = true;
+        Some(trim_span(b, self.base, self.start, b.len()))
+    }
 }
 
 fn trim_span(b: &[u8], base: usize, mut s: usize, mut e: usize) -> Span {
@@ -605,5 +633,31 @@ mod tests {
         assert_eq!(a.scheme, "Digest");
         assert_eq!(a.get("nonce"), Some("x,y"));
         assert_eq!(a.get("qop"), Some("auth"));
+    }
+
+    #[test]
+    fn list_spans_splits_as_split_list_str() {
+        for v in [
+            "a",
+            "<sip:a@x>;q=1, \"B, \\\"quoted\\\" <\" <sip:b@x>, <sip:c@x;p=1,2>",
+            " x , , y,",
+            ",",
+            "\"unterminated, a, b",
+            "SIP/2.0/UDP h1;branch=z9hG4bK1 ,SIP/2.0/TCP [::1]:5060",
+        ] {
+            let raw = format!("OPTIONS sip:x SIP/2.0\r\nContact: {v}\r\n\r\n");
+            let m = Message::parse(bytes::Bytes::from(raw)).expect("parses");
+            let h = m.header(crate::sip::HdrName::Contact).expect("Contact");
+            let got: Vec<&str> = list_spans(&m, h.value).map(|s| m.text(s)).collect();
+            assert_eq!(got, split_list_str(m.text(h.value)), "{v}");
+            assert_eq!(
+                split_list(&m, h.value),
+                list_spans(&m, h.value).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                Some(first_in_list(&m, h.value)),
+                list_spans(&m, h.value).next()
+            );
+        }
     }
 }

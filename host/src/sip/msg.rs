@@ -4,6 +4,8 @@
 //! and nothing more. [`Message::validate`] is the strict check a proxy runs before routing
 //! (RFC 3261 syntax of the fields it relies on; the RFC 4475 torture cases).
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use memchr::memchr;
 use thiserror::Error;
@@ -80,6 +82,35 @@ pub struct Message {
     pub declared_len: Option<u64>,
     /// Bytes available after the header block.
     pub available_body: usize,
+    /// Length of the longest prefix of `buf`, within the header block, that is valid
+    /// UTF-8: checked once here, so that [`text`](Message::text) need not check every
+    /// span it returns again.
+    utf8_head: usize,
+    /// [`validate`](Message::validate) passed (recorded by [`check`](Message::check)).
+    valid: bool,
+    /// The top Via, parsed on first use: every layer asks for it (transaction key,
+    /// sanity, rport, reply routing), and it is the same each time.
+    top_via: OnceLock<TopVia>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum TopVia {
+    /// No Via, or the top one does not parse.
+    None,
+    At(ViaAt),
+    /// A part is not a slice of the buffer: parsed on every call.
+    Uncached,
+}
+
+/// Where the parts of a parsed Via value sit in the message buffer.
+#[derive(Clone, Copy, Debug)]
+struct ViaAt {
+    elem: Span,
+    transport: Span,
+    host: Span,
+    port: Option<u16>,
+    params: Span,
+    sent_by_end: usize,
 }
 
 /// Largest message kemibox accepts on any transport.
@@ -180,7 +211,14 @@ impl Message {
             Some(n) => (n as usize).min(available_body),
             None => available_body,
         };
+        let utf8_head = match std::str::from_utf8(&b[..headers_end]) {
+            Ok(_) => headers_end,
+            Err(e) => e.valid_up_to(),
+        };
         Ok(Message {
+            utf8_head,
+            valid: false,
+            top_via: OnceLock::new(),
             first,
             first_line,
             headers,
@@ -196,9 +234,20 @@ impl Message {
         &self.buf
     }
 
-    /// The text of a span. Non-UTF-8 bytes make it empty (SIP text is UTF-8).
+    /// The text of a span. Non-UTF-8 bytes make it empty (SIP text is UTF-8), and so does
+    /// a span that does not start and end on character boundaries.
     pub fn text(&self, s: Span) -> &str {
-        std::str::from_utf8(&self.buf[s.range()]).unwrap_or("")
+        if s.end as usize <= self.utf8_head {
+            // SAFETY: `utf8_head` is the length of a prefix of `buf` that `parse` found
+            // to be valid UTF-8, and `buf` is never modified.
+            let head = unsafe { std::str::from_utf8_unchecked(&self.buf[..self.utf8_head]) };
+            // `get` refuses a range that splits a character, as `from_utf8` would.
+            return head.get(s.range()).unwrap_or("");
+        }
+        self.buf
+            .get(s.range())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
     }
 
     pub fn is_request(&self) -> bool {
@@ -284,20 +333,82 @@ impl Message {
     /// All Via values in order, across header lines.
     pub fn vias(&self) -> impl Iterator<Item = (Span, hdr::Via<'_>)> {
         self.headers_named(HdrName::Via).flat_map(move |h| {
-            hdr::split_list(self, h.value)
-                .into_iter()
+            hdr::list_spans(self, h.value)
                 .filter_map(move |s| hdr::parse_via(self.text(s)).ok().map(|v| (s, v)))
         })
     }
 
     pub fn top_via(&self) -> Option<(Span, hdr::Via<'_>)> {
+        let at = match self.top_via.get_or_init(|| self.parse_top_via()) {
+            TopVia::None => return None,
+            TopVia::At(at) => at,
+            TopVia::Uncached => return self.top_via_uncached(),
+        };
+        // The spans are those of sub-slices of a text this buffer returned: they read
+        // the same text again.
+        Some((
+            at.elem,
+            hdr::Via {
+                transport: self.text(at.transport),
+                host: self.text(at.host),
+                port: at.port,
+                params: hdr::Params(self.text(at.params)),
+                sent_by_end: at.sent_by_end,
+            },
+        ))
+    }
+
+    fn top_via_uncached(&self) -> Option<(Span, hdr::Via<'_>)> {
         let h = self.header(HdrName::Via)?;
         let first = hdr::first_in_list(self, h.value);
         hdr::parse_via(self.text(first)).ok().map(|v| (first, v))
     }
 
+    fn parse_top_via(&self) -> TopVia {
+        let Some((elem, v)) = self.top_via_uncached() else {
+            return TopVia::None;
+        };
+        let at = (|| {
+            Some(ViaAt {
+                elem,
+                transport: self.span_of(v.transport)?,
+                host: self.span_of(v.host)?,
+                port: v.port,
+                params: self.span_of(v.params.0)?,
+                sent_by_end: v.sent_by_end,
+            })
+        })();
+        match at {
+            Some(at) => TopVia::At(at),
+            None => TopVia::Uncached,
+        }
+    }
+
+    /// The span of `s`, a slice of this message's buffer.
+    fn span_of(&self, s: &str) -> Option<Span> {
+        let base = self.buf.as_ptr() as usize;
+        let start = (s.as_ptr() as usize).checked_sub(base)?;
+        let end = start + s.len();
+        (end <= self.buf.len()).then(|| Span::new(start, end))
+    }
+
     /// Strict checks a proxy makes before routing a message. The `Invalid` says how to
     /// answer a request; a response that fails is dropped.
+    /// [`validate`](Message::validate), remembering a success: checks that only repeat
+    /// what it checked (sanity's URI and header checks) can then be skipped.
+    pub fn check(&mut self) -> Result<(), Invalid> {
+        self.validate()?;
+        self.valid = true;
+        Ok(())
+    }
+
+    /// [`check`](Message::check) found this message valid: the start line, the Request-URI,
+    /// From, To, every Contact, Via, Route and Record-Route value parse strictly, and the
+    /// single-valued headers are not repeated.
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         let b = &self.buf[..];
         match self.first {
@@ -395,7 +506,7 @@ impl Message {
         }
         match h.name {
             HdrName::Via => {
-                for s in hdr::split_list(self, h.value) {
+                for s in hdr::list_spans(self, h.value) {
                     hdr::parse_via_strict(self.text(s)).map_err(|_| bad("Bad Via"))?;
                 }
             }
@@ -409,12 +520,12 @@ impl Message {
                 })?;
             }
             HdrName::Contact if v.trim() != "*" => {
-                for s in hdr::split_list(self, h.value) {
+                for s in hdr::list_spans(self, h.value) {
                     hdr::parse_name_addr_strict(self.text(s)).map_err(|_| bad("Bad Contact"))?;
                 }
             }
             HdrName::Route | HdrName::RecordRoute => {
-                for s in hdr::split_list(self, h.value) {
+                for s in hdr::list_spans(self, h.value) {
                     hdr::parse_name_addr_strict(self.text(s)).map_err(|_| bad("Bad Route"))?;
                 }
             }
@@ -619,5 +730,69 @@ v=0\n";
         let m = p(&format!("{INVITE}garbage"));
         assert_eq!(m.body_bytes(), b"v=0\n");
         assert_eq!(m.validate(), Ok(()));
+    }
+
+    #[test]
+    fn text_is_utf8_checked_once_with_the_same_answers() {
+        let raw = "MESSAGE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                   From: \"Jos\u{e9}\" <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\n\
+                   CSeq: 1 MESSAGE\r\nSubject: \u{fc}ber\r\nContent-Length: 2\r\n\r\nhi";
+        let m = p(raw);
+        let from = m.header(HdrName::From).unwrap().value;
+        assert_eq!(m.text(from), "\"Jos\u{e9}\" <sip:a@x>;tag=1");
+        // A span that splits the two bytes of \u{e9} is refused, as from_utf8 would.
+        let split = Span::new(from.start as usize + 5, from.end as usize);
+        assert_eq!(m.text(split), "");
+        assert_eq!(m.text(m.body), "hi");
+        // Bytes that are not UTF-8 in one header: that header reads empty, the ones
+        // before it still read.
+        let mut bad = raw.as_bytes().to_vec();
+        let at = raw.find("\u{fc}ber").unwrap();
+        bad[at] = 0xff;
+        bad[at + 1] = b'x';
+        let m = Message::parse(Bytes::from(bad)).unwrap();
+        assert_eq!(
+            m.text(m.header(HdrName::From).unwrap().value),
+            "\"Jos\u{e9}\" <sip:a@x>;tag=1"
+        );
+        assert_eq!(m.text(m.header(HdrName::Subject).unwrap().value), "");
+        assert_eq!(m.value(HdrName::CallId), Some("c"));
+        assert_eq!(m.value(HdrName::ContentLength), Some("2"));
+    }
+
+    #[test]
+    fn cached_top_via_reads_as_a_fresh_parse() {
+        let rest =
+            "From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        for via in [
+            "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport\r\nVia: SIP/2.0/TCP h\r\n",
+            "v: SIP/2.0/TLS [2001:db8::1]:5061 , SIP/2.0/UDP other;branch=z9hG4bK2\r\n",
+            "Via: SIP / 2.0 / UDP  host.example.com\r\n",
+            "Via: garbage\r\n",
+            "",
+        ] {
+            let m = p(&format!("OPTIONS sip:b@x SIP/2.0\r\n{via}{rest}"));
+            let fresh = m.top_via_uncached();
+            for _ in 0..2 {
+                let cached = m.top_via();
+                assert_eq!(cached.is_some(), fresh.is_some(), "{via}");
+                if let (Some((s1, v1)), Some((s2, v2))) = (&cached, &fresh) {
+                    assert_eq!(s1, s2);
+                    assert_eq!(
+                        (v1.transport, v1.host, v1.port, v1.params.0, v1.sent_by_end),
+                        (v2.transport, v2.host, v2.port, v2.params.0, v2.sent_by_end),
+                        "{via}"
+                    );
+                    assert_eq!(v1.host.as_ptr(), v2.host.as_ptr());
+                    assert_eq!(v1.branch(), v2.branch());
+                }
+            }
+            // A clone carries the cache and still reads its own buffer.
+            let c = m.clone();
+            assert_eq!(
+                c.top_via().map(|(s, v)| (s, v.host)),
+                fresh.map(|(s, v)| (s, v.host))
+            );
+        }
     }
 }

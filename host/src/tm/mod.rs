@@ -4,6 +4,7 @@
 pub mod client;
 pub mod select;
 pub mod server;
+pub mod timer;
 
 use std::time::Duration;
 

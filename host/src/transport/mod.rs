@@ -13,8 +13,8 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use std::net::UdpSocket;
 use thiserror::Error;
-use tokio::net::UdpSocket;
 
 use crate::config::Config;
 use crate::kemi::RecvInfo;
@@ -38,6 +38,8 @@ pub enum TransportError {
     Tls(String),
     #[error("DNS resolver: {0}")]
     Dns(String),
+    #[error("cannot start the UDP readers: {0}")]
+    Readers(String),
 }
 
 /// Limits on stream connections.
@@ -132,14 +134,25 @@ impl Transports {
         Ok(t)
     }
 
-    /// Starts reading: every message goes to `dispatch`. `readers` tasks per UDP socket.
-    pub fn start(self: &Arc<Self>, dispatch: Dispatch, readers: usize) {
+    /// Starts reading: every message goes to `dispatch`. `readers` threads per UDP
+    /// socket. Must be called inside the runtime that the routing spawns its tasks on.
+    pub fn start(
+        self: &Arc<Self>,
+        dispatch: Dispatch,
+        readers: usize,
+    ) -> Result<(), TransportError> {
         let _ = self.dispatch.set(dispatch);
+        let rt = tokio::runtime::Handle::current();
+        let alive = Arc::new(udp::Alive::new());
+        let mut n = 0;
         for (local, sock) in &self.udp {
             for _ in 0..readers.max(1) {
-                udp::spawn_reader(self.clone(), sock.clone(), *local);
+                udp::spawn_reader(self, sock.clone(), *local, rt.clone(), alive.clone(), n)
+                    .map_err(|e| TransportError::Readers(e.to_string()))?;
+                n += 1;
             }
         }
+        Ok(())
     }
 
     pub(crate) fn dispatch(&self, data: Bytes, rcv: RecvInfo) {
@@ -176,13 +189,14 @@ impl Net for Transports {
                     Proto::Udp,
                     if dest.addr.is_ipv6() { "IPv6" } else { "IPv4" },
                 ))?;
-                match sock.try_send_to(&data, dest.addr) {
+                match udp::send_to(sock, &data, dest.addr) {
                     Ok(_) => Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        // The send buffer is full: wait for room off the caller's thread.
                         let sock = sock.clone();
                         let addr = dest.addr;
-                        tokio::spawn(async move {
-                            let _ = sock.send_to(&data, addr).await;
+                        tokio::task::spawn_blocking(move || {
+                            let _ = sock.send_to(&data, addr);
                         });
                         Ok(())
                     }
