@@ -583,8 +583,13 @@ impl Config {
                 .map(|m| (m as usize) << 20)
                 .unwrap_or(d.memory),
             host_calls: get(&l.host_calls).unwrap_or(d.host_calls),
-            // Workers, tm's timer threads and the runtime's blocking threads may route.
-            instances: (self.core.workers as u32 * 2 + 32).max(d.instances),
+            // Who may route, each with a warm instance and one for nested routes: the
+            // UDP reader threads (`workers` per UDP socket), the runtime's workers (stream
+            // transports, tm timers) and its blocking threads.
+            instances: {
+                let udp = self.listen.iter().filter(|l| l.proto == Proto::Udp).count() as u32;
+                (self.core.workers as u32 * (udp + 1) * 2 + 32).max(d.instances)
+            },
             per_message: l
                 .isolation
                 .as_ref()
