@@ -79,51 +79,22 @@ fn trim_span(b: &[u8], base: usize, mut s: usize, mut e: usize) -> Span {
 
 /// The first element of a list-valued header value (no allocation).
 pub fn first_in_list(msg: &Message, value: Span) -> Span {
-    let b = &msg.buf()[value.range()];
-    let base = value.start as usize;
-    let (mut in_q, mut in_a, mut esc) = (false, false, false);
-    for (i, &c) in b.iter().enumerate() {
-        if esc {
-            esc = false;
-            continue;
-        }
-        match c {
-            b'\\' if in_q => esc = true,
-            b'"' if !in_a => in_q = !in_q,
-            b'<' if !in_q => in_a = true,
-            b'>' if !in_q => in_a = false,
-            b',' if !in_q && !in_a => return trim_span(b, base, 0, i),
-            _ => {}
-        }
-    }
-    trim_span(b, base, 0, b.len())
+    // The scanner yields at least one (possibly empty) element.
+    list_spans(msg, value)
+        .next()
+        .unwrap_or(Span::new(value.start as usize, value.start as usize))
 }
 
 /// Splits a string list (already a `&str`) at top-level commas.
 pub fn split_list_str(v: &str) -> Vec<&str> {
-    let b = v.as_bytes();
-    let mut out = Vec::new();
-    let (mut in_q, mut in_a, mut esc) = (false, false, false);
-    let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if esc {
-            esc = false;
-            continue;
-        }
-        match c {
-            b'\\' if in_q => esc = true,
-            b'"' if !in_a => in_q = !in_q,
-            b'<' if !in_q => in_a = true,
-            b'>' if !in_q => in_a = false,
-            b',' if !in_q && !in_a => {
-                out.push(trim_lws(&v[start..i]));
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(trim_lws(&v[start..]));
-    out
+    let spans = ListSpans {
+        b: v.as_bytes(),
+        base: 0,
+        start: 0,
+        done: false,
+    };
+    // The spans are trimmed at ASCII bytes, so they fall on character boundaries.
+    spans.map(|s| v.get(s.range()).unwrap_or("")).collect()
 }
 
 /// `;name=value` parameters as written (value without quotes is kept as is).
