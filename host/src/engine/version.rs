@@ -296,57 +296,45 @@ fn build(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    match source.engine.as_str() {
+    let script = |bytes: Vec<u8>| {
+        String::from_utf8(bytes).map_err(|_| format!("{}: the script is not UTF-8", path.display()))
+    };
+    let plugin = match source.engine.as_str() {
         "wasm" => {
             let cfg = &env.cfg;
             let cache = cfg.routing.cache_dir.as_ref().map(|d| cfg.resolve(d));
-            let plugin = Plugin::from_bytes(
+            Plugin::from_bytes(
                 path,
                 &bytes,
                 &source.config,
                 cfg.wasm_limits(),
                 cache.as_deref(),
             )
-            .map_err(|e| e.to_string())?;
-            plugin
-                .instantiate(env)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            let counters = plugin.counters.clone();
-            Ok((Routing::Wasm(Arc::new(plugin)), hash, counters, true))
         }
         engine @ ("lua-wasm" | "js-wasm") => {
-            let source = String::from_utf8(bytes)
-                .map_err(|_| format!("{}: the script is not UTF-8", path.display()))?;
-            let plugin = super::wasm::script_runtime::load_script(&env.cfg, engine, path, &source)
-                .map_err(|e| e.to_string())?;
-            plugin
-                .instantiate(env)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            let counters = plugin.counters.clone();
-            Ok((Routing::Wasm(Arc::new(plugin)), hash, counters, true))
+            let source = script(bytes)?;
+            super::wasm::script_runtime::load_script(&env.cfg, engine, path, &source)
         }
-        "python-wasm" => {
-            let plugin = super::wasm::script_runtime::load_python(&env.cfg, path, &bytes)
-                .map_err(|e| e.to_string())?;
-            plugin
-                .instantiate(env)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            let counters = plugin.counters.clone();
-            Ok((Routing::Wasm(Arc::new(plugin)), hash, counters, true))
-        }
+        "python-wasm" => super::wasm::script_runtime::load_python(&env.cfg, path, &bytes),
         "lua" => {
-            let source = String::from_utf8(bytes)
-                .map_err(|_| format!("{}: the script is not UTF-8", path.display()))?;
             let script = Script {
                 path: path.clone(),
-                source: source.into(),
+                source: script(bytes)?.into(),
             };
             let mut engine = LuaEngine::new(&script, env).map_err(|e| e.to_string())?;
             let onsend = engine.has_route(super::ONSEND_ROUTE);
-            Ok((Routing::Lua(script), hash, Arc::default(), onsend))
+            return Ok((Routing::Lua(script), hash, Arc::default(), onsend));
         }
-        other => Err(format!("unknown routing engine `{other}`")),
+        other => return Err(format!("unknown routing engine `{other}`")),
     }
+    .map_err(|e| e.to_string())?;
+    // Every wasm engine: one instance now, so a plugin or script that does not start is
+    // refused here.
+    plugin
+        .instantiate(env)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let counters = plugin.counters.clone();
+    Ok((Routing::Wasm(Arc::new(plugin)), hash, counters, true))
 }
 
 #[cfg(test)]
