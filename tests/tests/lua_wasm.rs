@@ -5,7 +5,6 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use e2e::*;
@@ -234,17 +233,7 @@ fn kamailio_basic_script_on_lua_wasm() {
         script.display()
     );
     let dir = scratch_dir("basic-luawasm");
-    let db = dir.join("kamailio.sqlite");
-    let out = Command::new(repo_root().join("examples/basic-kemi/create-db.sh"))
-        .arg(&db)
-        .args(["alice:alice123", "bob:bob123"])
-        .output()
-        .expect("create-db.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let db = basic_example::create_db(&dir);
     let p = free_port();
     let example = std::fs::read_to_string(repo_root().join("examples/basic-kemi/kemibox.toml"))
         .expect("example config");
