@@ -17,11 +17,11 @@
 mod host;
 mod output;
 pub mod script_runtime;
+mod ticker;
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ use crate::kemi::{Ctx, Env, Val};
 use crate::stats::Stats;
 
 use super::Outcome;
+use ticker::Ticker;
 
 /// The bindings generated from `wit/kemi.wit`.
 pub mod bindings {
@@ -101,8 +102,8 @@ pub struct Plugin {
     pub limits: Limits,
     engine: Engine,
     pre: PluginPre<State>,
-    /// Set when the plugin is dropped: stops the epoch ticker.
-    stop: Arc<AtomicBool>,
+    /// Advances the engine's epoch (stopped when the plugin is dropped).
+    ticker: Arc<Ticker>,
     /// The compiled code came from the disk cache (no compilation).
     pub from_cache: bool,
     /// Registry indexes of the typed imports, found once per `Env`.
@@ -122,18 +123,12 @@ impl std::fmt::Debug for Plugin {
 
 impl Drop for Plugin {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }
 
 /// Least time instantiation and `init` get, whatever the route deadline.
 const INIT_DEADLINE: Duration = Duration::from_secs(1);
-
-/// Period of the epoch ticker: the deadline of a route call is checked at this
-/// granularity (a call is interrupted between `deadline` and `deadline + TICK`). Each tick
-/// wakes a thread; at 1 ms that thread cost ~15 µs of CPU per call at 1000 calls/s with
-/// the basic plugin (bench/README.md), at 5 ms a fifth of it.
-const TICK: Duration = Duration::from_millis(5);
 
 impl Plugin {
     /// Reads and compiles the component at `path` (slow: call it off the hot path).
@@ -196,6 +191,10 @@ impl Plugin {
             .memory_init_cow(true)
             .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if std::env::var_os("KEMIBOX_WASM_PERFMAP").is_some() {
+            // Profiling: names the guest's functions for `perf` in /tmp/perf-<pid>.map.
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&cfg).map_err(err)?;
         let (component, from_cache) = match cache_dir {
             Some(dir) => compile_cached(&engine, bytes, dir).map_err(err)?,
@@ -216,17 +215,8 @@ impl Plugin {
                 err: m,
             }
         })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (e2, s2) = (engine.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                while !s2.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    e2.increment_epoch();
-                }
-            })
-            .map_err(|e| WasmError::Load {
+        let ticker =
+            Ticker::spawn(engine.clone(), limits.deadline).map_err(|e| WasmError::Load {
                 path: path.display().to_string(),
                 err: format!("epoch ticker: {e}"),
             })?;
@@ -236,7 +226,7 @@ impl Plugin {
             limits,
             engine,
             pre,
-            stop,
+            ticker,
             from_cache,
             typed: std::sync::Mutex::new(None),
             counters: Arc::default(),
@@ -285,9 +275,8 @@ impl Plugin {
         // least INIT_DEADLINE: a worker's first message must not fail on a busy machine.
         // A plugin whose init never ends is refused when it is loaded.
         let init_deadline = self.limits.deadline.max(INIT_DEADLINE);
-        store.set_epoch_deadline(
-            (init_deadline.as_millis() as u64).div_ceil(TICK.as_millis() as u64) + 1,
-        );
+        let running = self.ticker.running();
+        store.set_epoch_deadline(self.ticker.deadline_ticks(init_deadline));
         let pre = self.pre.clone();
         let config = self.config.clone();
         let deadline = Instant::now() + init_deadline;
@@ -303,6 +292,7 @@ impl Plugin {
             (store, r)
         })
         .ok_or_else(|| "instantiation or init did not finish in the deadline".to_string())?;
+        drop(running);
         let bindings = r?;
         Ok(Warm {
             store,
@@ -312,9 +302,7 @@ impl Plugin {
     }
 
     fn arm(&self, store: &mut Store<State>) {
-        // The call starts anywhere inside the current tick, hence the extra one.
-        let ticks = (self.limits.deadline.as_millis() as u64).div_ceil(TICK.as_millis() as u64) + 1;
-        store.set_epoch_deadline(ticks);
+        store.set_epoch_deadline(self.ticker.deadline_ticks(self.limits.deadline));
         let s = store.data_mut();
         s.calls_left = self.limits.host_calls;
         s.budget_hit = false;
@@ -442,6 +430,7 @@ impl Plugin {
     fn call(&self, warm: &mut Warm, mut ctx: Ctx, name: &str) -> (Ctx, Result<bool, String>) {
         std::mem::swap(&mut ctx.vars, &mut warm.vars);
         let env = ctx.env.clone();
+        let _running = self.ticker.running();
         self.arm(&mut warm.store);
         warm.store.data_mut().ctx = Some(ctx);
         let deadline = Instant::now() + self.limits.deadline + Duration::from_millis(50);

@@ -236,6 +236,30 @@ fn hostile_loop_hits_the_deadline() {
     hostile("loop", |s| get(&s.wasm_deadlines), "deadline");
 }
 
+/// The epoch ticker sleeps while no call runs (it owes the engine ticks then): a loop
+/// that starts after a quiet spell still gets its whole deadline, and no more than a
+/// tick or so beyond it.
+#[test]
+fn loop_after_an_idle_spell_gets_its_whole_deadline() {
+    let (env, _rec) = env();
+    let p = load("hostile", "loop", limits());
+    for idle_ms in [0, 30, 130] {
+        std::thread::sleep(Duration::from_millis(idle_ms));
+        let t = Instant::now();
+        let (_, out) = p.run(&env, request(&env, "bad"), RQ);
+        let took = t.elapsed();
+        assert!(
+            matches!(&out, Outcome::Error(e) if e.contains("deadline")),
+            "{out:?}"
+        );
+        assert!(
+            took >= limits().deadline,
+            "interrupted after {took:?}, before the 50 ms deadline (idle {idle_ms} ms)"
+        );
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+    }
+}
+
 #[test]
 fn hostile_memory_bomb_hits_the_memory_cap() {
     hostile("memory", |s| get(&s.wasm_memory_limits), "memory limit");
