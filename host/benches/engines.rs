@@ -323,6 +323,46 @@ fn engines(c: &mut Criterion) {
             assert_eq!(o, Outcome::Done);
         })
     });
+    // The cost of a KEMI call itself: 100 per route (50 string-in/int-out
+    // `KSR.is_method`, 50 string-in/string-out `KSR.pv.get`), minus the empty route,
+    // over 100, is what one call costs on each engine.
+    let calls_lua = "function ksr_request_route()\n\
+      for i = 1, 50 do KSR.is_method('INVITE'); KSR.pv.get('$ru') end\n\
+    end\n";
+    let calls_script = dir.join("calls.lua");
+    std::fs::write(&calls_script, calls_lua).expect("write");
+    let mut lua_calls =
+        LuaEngine::new(&Script::read(&calls_script).expect("read"), &env).expect("lua");
+    g.bench_function("mlua 100 KEMI calls", |b| {
+        b.iter(|| {
+            let (_, o) = lua_calls.run(ctx(&env), rq).expect("ctx");
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    let (lw_calls, _) = lua_wasm(calls_lua);
+    g.bench_function("lua-wasm 100 KEMI calls", |b| {
+        b.iter(|| {
+            let (_, o) = lw_calls.run(&env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
+    let calls_js = "function ksr_request_route() {\n\
+      for (let i = 0; i < 50; i++) { KSR.is_method('INVITE'); KSR.pv.get('$ru'); }\n\
+    }\n";
+    let jw_calls = Arc::new(
+        Plugin::load(
+            &qjs,
+            &kemibox::engine::wasm::script_runtime::runtime_config(&js_script, calls_js),
+            Default::default(),
+        )
+        .expect("JS runtime"),
+    );
+    g.bench_function("js-wasm 100 KEMI calls", |b| {
+        b.iter(|| {
+            let (_, o) = jw_calls.run(&env, ctx(&env), rq);
+            assert_eq!(o, Outcome::Done);
+        })
+    });
     let cache = dir.join("cache");
     let t = std::time::Instant::now();
     let js = Arc::new(

@@ -4,14 +4,15 @@
 //! wasm32-wasip2 by zig's clang with wasm exception handling for Lua's setjmp/longjmp).
 //! It runs any KSR Lua script given as the plugin's config at `init` (not compiled in):
 //!
-//! - `KSR` is built from the generic indexed interface `kemi`: one Lua function per
+//! - `KSR` is built from the generic indexed interface `kemi`: one Lua C function per
 //!   export, calling it by index, made on first use; only loaded modules appear
 //!   (`if KSR.nathelper then`).
 //! - Arguments are converted as Kamailio's app_lua does (lua_tostring/lua_tointeger);
 //!   a function without result gives `false` (no parameters) or `0`, as on the native
 //!   engine.
-//! - `KSR.x.exit()`/`KSR.x.drop()` raise a private sentinel value caught by an `xpcall`
-//!   wrapper inside Lua: an exit never leaves the component.
+//! - `KSR.x.exit()`/`KSR.x.drop()` (and a KEMI function answering exit or drop) raise a
+//!   private sentinel value caught by an `xpcall` wrapper inside Lua: an exit never
+//!   leaves the component.
 //! - `request-route`, `reply-route` and `route(name)` call the script's global functions
 //!   `ksr_request_route`, `ksr_reply_route` and `name`.
 //! - A Lua runtime error is logged through `KSR.err` with its file:line and traceback,
@@ -24,44 +25,25 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ffi::{c_int, CStr};
+use std::sync::OnceLock;
 
 use kemibox_guest::bindings;
-use mlua::{Function, Lua, MultiValue, Value};
+use mlua::{ffi, Function, Lua, Table, Value};
 
 use bindings::kemibox::kemi::core as kcore;
 use bindings::kemibox::kemi::kemi::{self as k, ParamType, ReturnType};
 use bindings::kemibox::kemi::types::{CallError, Value as KVal};
 
-/// The message Kamailio's app_lua uses for `KSR.x.exit`; the sentinel prints as this.
-const EXIT_SENTINEL: &str = "~~ksr~exit~~";
+/// Registry key of the exit sentinel: the private table `KSR.x.exit()` raises, and what a
+/// KEMI function that ends the route raises too.
+const EXIT_KEY: &CStr = c"kemibox.exit";
 
-/// Marks an exit or drop that a KEMI function returned (rather than `KSR.x.exit`).
-#[derive(Debug)]
-struct ExitSignal;
-
-impl std::fmt::Display for ExitSignal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(EXIT_SENTINEL)
-    }
-}
-
-impl std::error::Error for ExitSignal {}
-
-fn is_exit(e: &mlua::Error) -> bool {
-    match e {
-        mlua::Error::ExternalError(inner) => inner.downcast_ref::<ExitSignal>().is_some(),
-        mlua::Error::CallbackError { cause, .. } => is_exit(cause),
-        mlua::Error::WithContext { cause, .. } => is_exit(cause),
-        _ => false,
-    }
-}
-
-/// Run once after `KSR` is built, before the script. The exit sentinel is a private
-/// table: an exit costs a comparison, a real error keeps its position and stack. A
+/// Run once after `KSR` is built, before the script, with the exit sentinel: a private
+/// table, so an exit costs a comparison and a real error keeps its position and stack. A
 /// script's own `pcall` still catches an exit, as in Kamailio.
 const PRELUDE: &str = r#"
-local is_exit_error = ...
-local exit = setmetatable({}, { __tostring = function() return "~~ksr~exit~~" end })
+local exit = ...
 local traceback = debug.traceback
 local xpcall, tostring, error, type = xpcall, tostring, error, type
 if KSR.x then
@@ -84,7 +66,7 @@ local function handler(e)
 end
 return function(f)
     local ok, err = xpcall(f, handler)
-    if ok or err == exit or is_exit_error(err) then return nil end
+    if ok or err == exit then return nil end
     return tostring(err)
 end
 "#;
@@ -105,37 +87,61 @@ thread_local! {
     static RT: RefCell<Option<Runtime>> = const { RefCell::new(None) };
 }
 
-/// Converts a Lua argument to a KEMI parameter the way app_lua does (lua_tostring /
+/// Converts Lua argument `i` to a KEMI parameter the way app_lua does (lua_tostring /
 /// lua_tointeger), as the native engine does.
-fn to_param(v: &Value, t: ParamType) -> KVal {
+///
+/// # Safety
+/// `l` is a live Lua state inside a C function call and `i` one of its arguments.
+unsafe fn to_param(l: *mut ffi::lua_State, i: c_int, t: ParamType) -> KVal {
+    let ty = ffi::lua_type(l, i);
+    let is_int = ty == ffi::LUA_TNUMBER && ffi::lua_isinteger(l, i) != 0;
     match t {
-        ParamType::Str => match v {
-            Value::String(s) => KVal::Str(s.to_string_lossy()),
-            Value::Integer(i) => KVal::Str(i.to_string()),
-            Value::Number(n) => KVal::Str(n.to_string()),
-            _ => KVal::Str(String::new()),
-        },
-        ParamType::Int => match v {
-            Value::Integer(i) => KVal::Int(*i),
-            Value::Number(n) => KVal::Int(*n as i64),
-            Value::String(s) => KVal::Int(
-                s.to_str()
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i64>().ok())
-                    .unwrap_or(0),
-            ),
-            _ => KVal::Int(0),
-        },
+        ParamType::Str => KVal::Str(match ty {
+            ffi::LUA_TSTRING => String::from_utf8_lossy(lua_bytes(l, i)).into_owned(),
+            ffi::LUA_TNUMBER if is_int => {
+                ffi::lua_tointegerx(l, i, std::ptr::null_mut()).to_string()
+            }
+            ffi::LUA_TNUMBER => ffi::lua_tonumberx(l, i, std::ptr::null_mut()).to_string(),
+            _ => String::new(),
+        }),
+        ParamType::Int => KVal::Int(match ty {
+            ffi::LUA_TNUMBER if is_int => ffi::lua_tointegerx(l, i, std::ptr::null_mut()),
+            ffi::LUA_TNUMBER => ffi::lua_tonumberx(l, i, std::ptr::null_mut()) as i64,
+            ffi::LUA_TSTRING => std::str::from_utf8(lua_bytes(l, i))
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .unwrap_or(0),
+            _ => 0,
+        }),
     }
 }
 
-fn to_lua(lua: &Lua, v: KVal) -> mlua::Result<Value> {
-    Ok(match v {
-        KVal::None => Value::Nil,
-        KVal::Bool(b) => Value::Boolean(b),
-        KVal::Int(i) => Value::Integer(i),
-        KVal::Str(s) => Value::String(lua.create_string(&s)?),
-    })
+/// The bytes of string `i` on the stack (valid while it stays there).
+///
+/// # Safety
+/// Value `i` of `l` is a string.
+unsafe fn lua_bytes<'a>(l: *mut ffi::lua_State, i: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, i, &mut len);
+    if p.is_null() {
+        return &[];
+    }
+    std::slice::from_raw_parts(p.cast::<u8>(), len)
+}
+
+/// Pushes a KEMI result onto the Lua stack.
+///
+/// # Safety
+/// `l` is a live Lua state with room for one more value.
+unsafe fn push_value(l: *mut ffi::lua_State, v: &KVal) {
+    match v {
+        KVal::None => ffi::lua_pushnil(l),
+        KVal::Bool(b) => ffi::lua_pushboolean(l, c_int::from(*b)),
+        KVal::Int(i) => ffi::lua_pushinteger(l, *i),
+        KVal::Str(s) => {
+            ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
+        }
+    }
 }
 
 fn log_error(text: &str) {
@@ -152,45 +158,97 @@ fn full_name(e: &k::ExportInfo) -> String {
     }
 }
 
-/// One KSR function: calls export `index` with the arguments converted to `params`.
-fn kemi_fn(lua: &Lua, index: u32, e: &k::ExportInfo) -> mlua::Result<Function> {
-    let name = full_name(e);
-    let params = e.params.clone();
-    let ret = e.ret;
-    lua.create_function(move |lua, args: MultiValue| {
-        if args.len() < params.len() {
-            log_error(&format!("not enough parameters for: {name}"));
-            return Ok(Value::Boolean(false));
+/// What the KSR function of each export converts its arguments to and its result from,
+/// by export index; set once at `init`.
+struct Sig {
+    name: String,
+    params: Vec<ParamType>,
+    ret: ReturnType,
+}
+
+static SIGS: OnceLock<Vec<Sig>> = OnceLock::new();
+
+/// A KSR function: a Lua C function whose upvalue is the export index. It reads its
+/// arguments straight off the Lua stack and pushes the result, with no conversion
+/// through mlua's values (a KEMI call is the most frequent thing a script does).
+///
+/// # Safety
+/// Called by Lua only, as a C closure made by `kemi_fn`.
+unsafe extern "C-unwind" fn kemi_call(l: *mut ffi::lua_State) -> c_int {
+    let index = ffi::lua_tointegerx(l, ffi::lua_upvalueindex(1), std::ptr::null_mut());
+    if call_export(l, index) {
+        return 1;
+    }
+    // Exit or drop: raise the sentinel. Nothing Rust owns is alive in this frame.
+    ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, EXIT_KEY.as_ptr());
+    ffi::lua_error(l)
+}
+
+/// Calls export `index` with the arguments on `l`'s stack and pushes its result; false
+/// when the route must end (exit or drop), with nothing pushed.
+///
+/// # Safety
+/// `l` is the state of a running `kemi_call`.
+unsafe fn call_export(l: *mut ffi::lua_State, index: ffi::lua_Integer) -> bool {
+    let sig = u32::try_from(index)
+        .ok()
+        .and_then(|i| SIGS.get()?.get(i as usize).map(|s| (i, s)));
+    let Some((index, sig)) = sig else {
+        ffi::lua_pushboolean(l, 0);
+        return true;
+    };
+    let params = &sig.params;
+    if (ffi::lua_gettop(l).max(0) as usize) < params.len() {
+        log_error(&format!("not enough parameters for: {}", sig.name));
+        ffi::lua_pushboolean(l, 0);
+        return true;
+    }
+    // Up to 4 parameters (nearly every export) live on the stack.
+    let mut few: [KVal; 4] = [KVal::None, KVal::None, KVal::None, KVal::None];
+    let many: Vec<KVal>;
+    let vals: &[KVal] = if params.len() <= few.len() {
+        for (i, (slot, t)) in few.iter_mut().zip(params.iter()).enumerate() {
+            *slot = to_param(l, i as c_int + 1, *t);
         }
-        // Up to 4 parameters (nearly every export) live on the stack.
-        let mut few: [KVal; 4] = [KVal::None, KVal::None, KVal::None, KVal::None];
-        let many: Vec<KVal>;
-        let vals: &[KVal] = if params.len() <= few.len() {
-            for ((slot, t), v) in few.iter_mut().zip(params.iter()).zip(args.iter()) {
-                *slot = to_param(v, *t);
+        &few[..params.len()]
+    } else {
+        many = params
+            .iter()
+            .enumerate()
+            .map(|(i, t)| to_param(l, i as c_int + 1, *t))
+            .collect();
+        &many
+    };
+    match k::call(index, vals) {
+        Ok(v) => {
+            match (sig.ret, v) {
+                (ReturnType::None, _) if params.is_empty() => ffi::lua_pushboolean(l, 0),
+                (ReturnType::None, _) => ffi::lua_pushinteger(l, 0),
+                // A failed allocation here raises Lua's memory error over this frame:
+                // the instance traps and is replaced, the string leaks with it.
+                (_, v) => push_value(l, &v),
             }
-            &few[..params.len()]
-        } else {
-            many = params
-                .iter()
-                .zip(args.iter())
-                .map(|(t, v)| to_param(v, *t))
-                .collect();
-            &many
-        };
-        match k::call(index, vals) {
-            Ok(v) => match (ret, v) {
-                (ReturnType::None, _) if params.is_empty() => Ok(Value::Boolean(false)),
-                (ReturnType::None, _) => Ok(Value::Integer(0)),
-                (_, v) => to_lua(lua, v),
-            },
-            Err(CallError::Exit) | Err(CallError::Drop) => Err(mlua::Error::external(ExitSignal)),
-            Err(CallError::BadArgs(m)) => {
-                log_error(&m);
-                Ok(Value::Boolean(false))
-            }
+            true
         }
-    })
+        Err(CallError::Exit) | Err(CallError::Drop) => false,
+        Err(CallError::BadArgs(m)) => {
+            log_error(&m);
+            ffi::lua_pushboolean(l, 0);
+            true
+        }
+    }
+}
+
+/// The KSR function of export `index`.
+fn kemi_fn(lua: &Lua, index: u32) -> mlua::Result<Function> {
+    // SAFETY: pushes one C closure with one integer upvalue, which is what `exec_raw`
+    // returns; `kemi_call` only touches its own arguments and upvalue.
+    unsafe {
+        lua.exec_raw((), |l| {
+            ffi::lua_pushinteger(l, ffi::lua_Integer::from(index));
+            ffi::lua_pushcclosure(l, kemi_call, 1);
+        })
+    }
 }
 
 /// What `KSR.<key>` can be: a core function or a loaded module's table.
@@ -225,6 +283,17 @@ fn build_ksr(lua: &Lua) -> mlua::Result<()> {
             }
         }
     }
+    // A second `init` in one instance does not happen; the first list stands.
+    let _ = SIGS.set(
+        exports
+            .iter()
+            .map(|e| Sig {
+                name: full_name(e),
+                params: e.params.clone(),
+                ret: e.ret,
+            })
+            .collect(),
+    );
     let ksr = lua.create_table()?;
     let meta = lua.create_table()?;
     let index = lua.create_function(move |lua, (ksr, key): (mlua::Table, Value)| {
@@ -236,12 +305,13 @@ fn build_ksr(lua: &Lua) -> mlua::Result<()> {
         };
         let v = match names.get(&*key) {
             None => return Ok(Value::Nil),
-            Some(Entry::Core(i)) => Value::Function(kemi_fn(lua, *i, &exports[*i as usize])?),
+            Some(Entry::Core(i)) => Value::Function(kemi_fn(lua, *i)?),
             Some(Entry::Module(list)) => {
                 let t = lua.create_table_with_capacity(0, list.len())?;
                 for i in list {
-                    let e = &exports[*i as usize];
-                    t.raw_set(e.name.as_str(), kemi_fn(lua, *i, e)?)?;
+                    if let Some(e) = exports.get(*i as usize) {
+                        t.raw_set(e.name.as_str(), kemi_fn(lua, *i)?)?;
+                    }
                 }
                 Value::Table(t)
             }
@@ -274,13 +344,20 @@ impl Runtime {
         // whose worst outcome is a trap of this instance; no C modules can be loaded.
         let lua = unsafe { Lua::unsafe_new_with(mlua::StdLib::ALL, mlua::LuaOptions::default()) };
         build_ksr(&lua).map_err(|e| format!("building KSR: {e}"))?;
-        let is_exit_error = lua
-            .create_function(|_, v: Value| Ok(matches!(v, Value::Error(ref e) if is_exit(e))))
-            .map_err(|e| e.to_string())?;
+        let exit: Table = lua
+            .load(
+                r#"return setmetatable({}, { __tostring = function() return "~~ksr~exit~~" end })"#,
+            )
+            .set_name("=kemibox")
+            .eval()
+            .map_err(|e| format!("exit sentinel: {e}"))?;
+        let key = EXIT_KEY.to_str().map_err(|e| e.to_string())?;
+        lua.set_named_registry_value(key, &exit)
+            .map_err(|e| format!("exit sentinel: {e}"))?;
         let runner: Function = lua
             .load(PRELUDE)
             .set_name("=kemibox")
-            .call(is_exit_error)
+            .call(exit)
             .map_err(|e| format!("prelude: {e}"))?;
         let (name, source) = chunk(config);
         lua.load(source)
@@ -337,7 +414,6 @@ fn call(runner: &Function, f: &Function) -> Result<bool, String> {
     match runner.call::<Option<mlua::String>>(f) {
         Ok(None) => Ok(true),
         Ok(Some(e)) => Err(e.to_string_lossy()),
-        Err(e) if is_exit(&e) => Ok(true),
         Err(e) => Err(e.to_string()),
     }
 }
