@@ -41,24 +41,10 @@ else
   routing="engine = \"wasm\"\nplugin = \"$out/basic-$lang.wasm\"\ncache_dir = \"$out/cache\""
 fi
 examples/basic-kemi/create-db.sh "$out/kamailio.sqlite" alice:alice123 bob:bob123 >/dev/null
-common() {
-  sed -e "s#\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"#\"udp:127.0.0.1:$port\"#" \
-      -e "s#sqlite://kamailio.sqlite#sqlite://$out/kamailio.sqlite#" \
-      -e 's#db_mode = 2#db_mode = 0#' -e '/^preload = "location"/d' \
-      examples/basic-kemi/kemibox.toml
-}
-common > "$out/lua.toml"
-common | sed -e 's#"pike", "acc"\]#"pike", "acc", "nathelper", "permissions"]#' \
-  -e '/^engine = "lua"/d' -e "s#^script = .*#$routing#" > "$out/$lang.toml"
+. bench/lib.sh
+basic_config > "$out/lua.toml"
+plugin_config "$routing" > "$out/$lang.toml"
 "$kb" check -c "$out/$lang.toml" >/dev/null 2>&1   # compile the component into the cache
-# utime+stime of a process and its children (Kamailio forks its workers from the main one).
-cpu() {
-  local t=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$t"
-}
 run() {
   local name=$1
   case $name in
@@ -76,21 +62,7 @@ run() {
       ;;
     *) "$kb" run -c "$out/$name.toml" 2>"$out/$name.log" & ;;
   esac
-  local pid=$!
-  sleep 2
-  local hz; hz=$(getconf CLK_TCK)
-  local c0; c0=$(cpu "$pid")
-  sipp -sf tests/sipp/register-auth.xml -s alice -au alice -ap alice123 \
-    -r "$rate" -m $((rate * secs)) -nostdin -timeout $((secs + 20)) -timeout_error \
-    -i 127.0.0.1 -p $((port + 10)) "127.0.0.1:$port" >"$out/sipp.out" 2>&1 || true
-  sleep 2
-  local c1; c1=$(cpu "$pid")
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  local ok failed
-  ok=$(grep "Successful call" "$out/sipp.out" | tail -1 | awk -F'|' '{print $NF}' | tr -d ' ')
-  failed=$(grep "Failed call" "$out/sipp.out" | tail -1 | awk -F'|' '{print $NF}' | tr -d ' ')
-  awk -v n="$name" -v c="$((c1 - c0))" -v hz="$hz" -v ok="$ok" -v f="$failed" \
-    'BEGIN { printf "%-4s %8.1f CPU-us/registration  (%s ok, %s failed)\n", n, c * 1e6 / hz / (ok > 0 ? ok : 1), ok, f }'
+  measure_registrations "$name" $!
 }
 servers=(lua "$lang")
 [[ ${KAMAILIO:-0} == 1 ]] && servers+=(kam-lua "kam-$kam")

@@ -27,16 +27,16 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{c_int, CString};
+use std::sync::OnceLock;
 
 use kemibox_guest::bindings;
 use std::rc::Rc;
 
-use rquickjs::function::{Rest, This};
+use rquickjs::function::This;
 use rquickjs::object::{Accessor, Property};
 use rquickjs::{
-    qjs, Coerced, Context, Ctx, Exception, FromJs, Function, Object, Persistent, Runtime as Js,
-    Value,
+    qjs, Coerced, Context, Ctx, FromJs, Function, Object, Persistent, Runtime as Js, Value,
 };
 
 use bindings::kemibox::kemi::core as kcore;
@@ -115,106 +115,190 @@ fn to_int(n: f64) -> i64 {
     }
 }
 
-/// Converts argument `v` to a KEMI parameter as app_jsdt does.
-fn to_param<'js>(ctx: &Ctx<'js>, v: &Value<'js>, t: ParamType) -> rquickjs::Result<KVal> {
-    Ok(match t {
-        ParamType::Int => KVal::Int(match v.as_int() {
-            Some(i) => i64::from(i),
-            None => to_int(Coerced::<f64>::from_js(ctx, v.clone())?.0),
+/// Converts argument `v` to a KEMI parameter as app_jsdt does (`duk_to_int`,
+/// `duk_to_string`); `None` when the conversion threw (the exception is pending).
+///
+/// # Safety
+/// `ctx` is the running context and `v` one of the arguments of the running call.
+unsafe fn to_param(ctx: *mut qjs::JSContext, v: qjs::JSValue, t: ParamType) -> Option<KVal> {
+    Some(match t {
+        ParamType::Int => KVal::Int(if qjs::JS_VALUE_GET_TAG(v) == qjs::JS_TAG_INT {
+            i64::from(qjs::JS_VALUE_GET_INT(v))
+        } else {
+            let mut d = 0f64;
+            if qjs::JS_ToFloat64(ctx, &mut d, v) < 0 {
+                return None;
+            }
+            to_int(d)
         }),
-        ParamType::Str => KVal::Str(match v.as_string() {
-            Some(s) => s.to_string()?,
-            None => Coerced::<String>::from_js(ctx, v.clone())?.0,
-        }),
+        ParamType::Str => {
+            // ToString for any value (a string as it is), as UTF-8 owned by QuickJS.
+            let mut len = 0;
+            let p = qjs::JS_ToCStringLen2(ctx, &mut len, v, false);
+            if p.is_null() {
+                return None;
+            }
+            let bytes = std::slice::from_raw_parts(p.cast::<u8>(), len as usize);
+            let s = String::from_utf8_lossy(bytes).into_owned();
+            qjs::JS_FreeCString(ctx, p);
+            KVal::Str(s)
+        }
     })
 }
 
 /// A KEMI result as app_jsdt returns it (`sr_kemi_jsdt_return_xval`).
-fn from_value<'js>(ctx: &Ctx<'js>, v: KVal, ret: ReturnType) -> rquickjs::Result<Value<'js>> {
-    let ctx = ctx.clone();
-    Ok(match v {
+///
+/// # Safety
+/// `ctx` is the running context.
+unsafe fn from_value(ctx: *mut qjs::JSContext, v: KVal, ret: ReturnType) -> qjs::JSValue {
+    let bool_val = |b: bool| qjs::JS_MKVAL(qjs::JS_TAG_BOOL, i32::from(b));
+    match v {
         KVal::None => match ret {
-            ReturnType::Xval => Value::new_null(ctx),
-            ReturnType::Bool => Value::new_bool(ctx, false),
-            _ => Value::new_undefined(ctx),
+            ReturnType::Xval => qjs::JS_NULL,
+            ReturnType::Bool => qjs::JS_FALSE,
+            _ => qjs::JS_UNDEFINED,
         },
         KVal::Bool(b) => match ret {
-            ReturnType::Int => Value::new_int(ctx, if b { 1 } else { -1 }),
-            _ => Value::new_bool(ctx, b),
+            ReturnType::Int => qjs::JS_MKVAL(qjs::JS_TAG_INT, if b { 1 } else { -1 }),
+            _ => bool_val(b),
         },
         KVal::Int(i) => match ret {
-            ReturnType::Bool => Value::new_bool(ctx, i > 0),
+            ReturnType::Bool => bool_val(i > 0),
             _ => match i32::try_from(i) {
-                Ok(i) => Value::new_int(ctx, i),
-                Err(_) => Value::new_number(ctx, i as f64),
+                Ok(i) => qjs::JS_MKVAL(qjs::JS_TAG_INT, i),
+                Err(_) => qjs::JS_NewFloat64(i as f64),
             },
         },
         KVal::Str(s) => match ret {
-            ReturnType::Bool => Value::new_bool(ctx, true),
-            _ => rquickjs::String::from_str(ctx, &s)?.into_value(),
+            ReturnType::Bool => qjs::JS_TRUE,
+            _ => qjs::JS_NewStringLen(ctx, s.as_ptr().cast(), s.len() as _),
         },
-    })
-}
-
-/// Throws app_jsdt's exit sentinel.
-fn throw_exit(ctx: &Ctx<'_>) -> rquickjs::Error {
-    match rquickjs::String::from_str(ctx.clone(), EXIT_SENTINEL) {
-        Ok(s) => ctx.throw(s.into_value()),
-        Err(e) => e,
     }
 }
 
-/// One KSR function: checks and converts its arguments, calls export `index`.
+/// Throws app_jsdt's exit sentinel.
+///
+/// # Safety
+/// `ctx` is the running context.
+unsafe fn throw_exit(ctx: *mut qjs::JSContext) -> qjs::JSValue {
+    let s = qjs::JS_NewStringLen(ctx, EXIT_SENTINEL.as_ptr().cast(), EXIT_SENTINEL.len() as _);
+    if qjs::JS_IsException(s) {
+        return s;
+    }
+    qjs::JS_Throw(ctx, s)
+}
+
+/// Throws a RangeError with `msg` (what duktape throws for a missing argument).
+///
+/// # Safety
+/// `ctx` is the running context.
+unsafe fn throw_range(ctx: *mut qjs::JSContext, msg: &str) -> qjs::JSValue {
+    let msg = CString::new(msg.replace('\0', "")).unwrap_or_default();
+    qjs::JS_ThrowRangeError(ctx, c"%s".as_ptr(), msg.as_ptr())
+}
+
+/// What the KSR function of each export checks and converts, by export index (its
+/// `magic`); set once at `init`.
+struct Sig {
+    name: String,
+    params: Vec<ParamType>,
+    ret: ReturnType,
+}
+
+static SIGS: OnceLock<Vec<Sig>> = OnceLock::new();
+
+/// A KSR function: a QuickJS C function whose `magic` is the export index. It reads its
+/// arguments and makes its result as raw QuickJS values (no rquickjs conversion per
+/// call: a KEMI call is the most frequent thing a script does).
+///
+/// # Safety
+/// Called by QuickJS only, as a function made by `kemi_fn`.
+unsafe extern "C" fn kemi_call(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+    magic: c_int,
+    _data: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let sig = u32::try_from(magic)
+        .ok()
+        .and_then(|i| SIGS.get()?.get(i as usize).map(|s| (i, s)));
+    let Some((index, sig)) = sig else {
+        return qjs::JS_FALSE;
+    };
+    let argc = usize::try_from(argc).unwrap_or(0);
+    let n = sig.params.len();
+    if argc == 0 && n > 0 {
+        log_error(&format!("invalid number of parameters for: {}\n", sig.name));
+        return qjs::JS_FALSE;
+    }
+    if argc > PARAMS_MAX {
+        log_error(&format!("too many parameters for: {}\n", sig.name));
+        return qjs::JS_FALSE;
+    }
+    if argc < n || argv.is_null() {
+        // duk_to_string/duk_to_int on a missing argument
+        let full = &sig.name;
+        return throw_range(
+            ctx,
+            &format!("invalid stack index {argc} ({full} takes {n} parameters)"),
+        );
+    }
+    let args = std::slice::from_raw_parts(argv, argc);
+    // Up to 4 parameters (nearly every export) live on the stack.
+    let mut few: [KVal; 4] = [KVal::None, KVal::None, KVal::None, KVal::None];
+    let many: Vec<KVal>;
+    let vals: &[KVal] = if n <= few.len() {
+        for ((slot, t), v) in few.iter_mut().zip(sig.params.iter()).zip(args) {
+            match to_param(ctx, *v, *t) {
+                Some(p) => *slot = p,
+                None => return qjs::JS_EXCEPTION,
+            }
+        }
+        &few[..n]
+    } else {
+        let conv: Option<Vec<KVal>> = sig
+            .params
+            .iter()
+            .zip(args)
+            .map(|(t, v)| to_param(ctx, *v, *t))
+            .collect();
+        match conv {
+            Some(v) => many = v,
+            None => return qjs::JS_EXCEPTION,
+        }
+        &many
+    };
+    match k::call(index, vals) {
+        Ok(v) => from_value(ctx, v, sig.ret),
+        Err(CallError::Exit) | Err(CallError::Drop) => throw_exit(ctx),
+        Err(CallError::BadArgs(m)) => {
+            log_error(&format!("{}: {m}\n", sig.name));
+            qjs::JS_FALSE
+        }
+    }
+}
+
+/// The KSR function of export `index`, named as the export.
 fn kemi_fn<'js>(ctx: &Ctx<'js>, index: u32, e: &k::ExportInfo) -> rquickjs::Result<Function<'js>> {
-    let full = full_name(e);
-    let params = e.params.clone();
-    let ret = e.ret;
-    let f = Function::new(
-        ctx.clone(),
-        move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
-            let argc = args.0.len();
-            let n = params.len();
-            if argc == 0 && n > 0 {
-                log_error(&format!("invalid number of parameters for: {full}\n"));
-                return Ok(Value::new_bool(ctx, false));
-            }
-            if argc > PARAMS_MAX {
-                log_error(&format!("too many parameters for: {full}\n"));
-                return Ok(Value::new_bool(ctx, false));
-            }
-            if argc < n {
-                // duk_to_string/duk_to_int on a missing argument
-                return Err(Exception::throw_range(
-                    &ctx,
-                    &format!("invalid stack index {argc} ({full} takes {n} parameters)"),
-                ));
-            }
-            // Up to 4 parameters (nearly every export) live on the stack.
-            let mut few: [KVal; 4] = [KVal::None, KVal::None, KVal::None, KVal::None];
-            let many: Vec<KVal>;
-            let vals: &[KVal] = if n <= few.len() {
-                for ((slot, t), v) in few.iter_mut().zip(params.iter()).zip(args.0.iter()) {
-                    *slot = to_param(&ctx, v, *t)?;
-                }
-                &few[..n]
-            } else {
-                many = params
-                    .iter()
-                    .zip(args.0.iter())
-                    .map(|(t, v)| to_param(&ctx, v, *t))
-                    .collect::<rquickjs::Result<_>>()?;
-                &many
-            };
-            match k::call(index, vals) {
-                Ok(v) => from_value(&ctx, v, ret),
-                Err(CallError::Exit) | Err(CallError::Drop) => Err(throw_exit(&ctx)),
-                Err(CallError::BadArgs(m)) => {
-                    log_error(&format!("{full}: {m}\n"));
-                    Ok(Value::new_bool(ctx, false))
-                }
-            }
-        },
-    )?;
+    let magic = c_int::try_from(index).map_err(|_| rquickjs::Error::Unknown)?;
+    // SAFETY: a C function with no data values; `from_raw` takes the new reference.
+    let v = unsafe {
+        let raw = qjs::JS_NewCFunctionData(
+            ctx.as_raw().as_ptr(),
+            Some(kemi_call),
+            0,
+            magic,
+            0,
+            std::ptr::null_mut(),
+        );
+        if qjs::JS_IsException(raw) {
+            return Err(rquickjs::Error::Exception);
+        }
+        Value::from_raw(ctx.clone(), raw)
+    };
+    let f = v.into_function().ok_or(rquickjs::Error::Unknown)?;
     f.set_name(&e.name)?;
     Ok(f)
 }
@@ -233,6 +317,17 @@ fn settle<'js>(obj: &Object<'js>, name: &str, v: Value<'js>) -> rquickjs::Result
 /// an instance makes only the modules its script touches, which keeps `init` short.
 fn build_ksr<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     let exports = Rc::new(k::exports());
+    // A second `init` in one instance does not happen; the first list stands.
+    let _ = SIGS.set(
+        exports
+            .iter()
+            .map(|e| Sig {
+                name: full_name(e),
+                params: e.params.clone(),
+                ret: e.ret,
+            })
+            .collect(),
+    );
     let globals = ctx.globals();
     let ksr = Object::new(ctx.clone())?;
     let mut modules: Vec<(String, Vec<u32>)> = Vec::new();
