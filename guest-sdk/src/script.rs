@@ -2,23 +2,45 @@
 //! the script's functions are the routes, and a route that fails traps the instance, so
 //! kemibox answers 500, counts the error and gives the worker a fresh instance.
 
-/// A script runtime: loads the script given as the plugin's config, runs its routes.
-pub trait ScriptRuntime {
+/// A script runtime: the state of one loaded script (an interpreter with the script in
+/// it), kept by the instance from `init` on.
+pub trait ScriptRuntime: Sized + 'static {
     /// Loads the script (`config` is what kemibox passes: `@<path>` on the first line,
     /// then the source); an `Err` refuses it with the reason.
-    fn init(config: &str) -> Result<(), String>;
+    fn new(config: &str) -> Result<Self, String>;
 
     /// Runs the script's route function `name`: `Ok(false)` when the script has none;
-    /// `Err` with the text to log (ending with a newline) when it failed.
-    fn run(name: &str) -> Result<bool, String>;
+    /// `Err` with what went wrong.
+    fn run(&mut self, name: &str) -> Result<bool, String>;
+
+    /// The log text of route `name` failing with `err`, ending with a newline.
+    fn failure_text(name: &str, err: &str) -> String;
 }
 
-/// Runs route `name` of `R`; a failure is logged through `KSR.err` and traps.
+/// Where an instance keeps its runtime (a thread-local made by [`script_runtime!`]).
 #[doc(hidden)]
-pub fn run_route<R: ScriptRuntime>(name: &str) -> bool {
-    match R::run(name) {
+pub type Slot<R> = std::thread::LocalKey<std::cell::RefCell<Option<R>>>;
+
+/// `init`: loads the script into `slot`.
+#[doc(hidden)]
+pub fn init<R: ScriptRuntime>(slot: &'static Slot<R>, config: &str) -> Result<(), String> {
+    let rt = R::new(config)?;
+    slot.with(|s| *s.borrow_mut() = Some(rt));
+    Ok(())
+}
+
+/// Runs route `name` of the runtime in `slot`; a failure is logged through `KSR.err` and
+/// traps.
+#[doc(hidden)]
+pub fn run_route<R: ScriptRuntime>(slot: &'static Slot<R>, name: &str) -> bool {
+    let r = slot.with(|s| match s.borrow_mut().as_mut() {
+        Some(rt) => rt.run(name),
+        None => Err("the script runtime was not initialised".to_string()),
+    });
+    match r {
         Ok(found) => found,
-        Err(text) => {
+        Err(e) => {
+            let text = R::failure_text(name, &e);
             if crate::bindings::kemibox::kemi::core::err(&text).is_err() {
                 eprint!("{text}");
             }
@@ -42,24 +64,28 @@ pub fn trap() -> ! {
 macro_rules! script_runtime {
     ($t:ty) => {
         const _: () = {
+            ::std::thread_local! {
+                static RT: ::std::cell::RefCell<::std::option::Option<$t>> =
+                    const { ::std::cell::RefCell::new(::std::option::Option::None) };
+            }
             struct KemiboxExport;
             impl $crate::bindings::Guest for KemiboxExport {
                 fn init(
                     config: ::std::string::String,
                 ) -> ::std::result::Result<(), ::std::string::String> {
-                    <$t as $crate::script::ScriptRuntime>::init(&config)
+                    $crate::script::init::<$t>(&RT, &config)
                 }
                 fn request_route() {
-                    $crate::script::run_route::<$t>("ksr_request_route");
+                    $crate::script::run_route::<$t>(&RT, "ksr_request_route");
                 }
                 fn reply_route() {
-                    $crate::script::run_route::<$t>("ksr_reply_route");
+                    $crate::script::run_route::<$t>(&RT, "ksr_reply_route");
                 }
                 fn route(name: ::std::string::String) -> bool {
-                    $crate::script::run_route::<$t>(&name)
+                    $crate::script::run_route::<$t>(&RT, &name)
                 }
                 fn onsend_route() -> bool {
-                    $crate::script::run_route::<$t>("ksr_onsend_route")
+                    $crate::script::run_route::<$t>(&RT, "ksr_onsend_route")
                 }
             }
     $crate::bindings::export!(KemiboxExport with_types_in $crate::bindings);

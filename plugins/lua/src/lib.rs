@@ -23,7 +23,6 @@
 //! the chunk name (`@/etc/kemibox/routing.lua`, as kemibox passes it) and the script
 //! starts on the next line, so error positions name the file and its lines.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_int, CStr};
 use std::sync::OnceLock;
@@ -81,10 +80,6 @@ struct Runtime {
     reply: Option<Function>,
     /// Other routes, by name, looked up on first use.
     routes: HashMap<String, Option<Function>>,
-}
-
-thread_local! {
-    static RT: RefCell<Option<Runtime>> = const { RefCell::new(None) };
 }
 
 /// Converts Lua argument `i` to a KEMI parameter the way app_lua does (lua_tostring /
@@ -335,7 +330,7 @@ fn chunk(config: &str) -> (String, &str) {
     }
 }
 
-impl Runtime {
+impl kemibox_guest::script::ScriptRuntime for Runtime {
     fn new(config: &str) -> Result<Runtime, String> {
         // Every standard library, `debug` included (tracebacks; scripts use
         // debug.sethook): the component is the sandbox. `io` and `os` reach only what
@@ -379,20 +374,6 @@ impl Runtime {
         })
     }
 
-    fn route_fn(&mut self, name: &str) -> Option<Function> {
-        if let Some(f) = self.routes.get(name) {
-            return f.clone();
-        }
-        let f = self
-            .lua
-            .globals()
-            .get::<Option<Function>>(name)
-            .ok()
-            .flatten();
-        self.routes.insert(name.to_string(), f.clone());
-        f
-    }
-
     /// Runs route `name`: `Ok(false)` when the script has no such function.
     fn run(&mut self, name: &str) -> Result<bool, String> {
         match name {
@@ -407,6 +388,28 @@ impl Runtime {
             },
         }
     }
+
+    /// A Lua error is logged, and the instance traps: the server answers 500 and counts
+    /// a script error.
+    fn failure_text(name: &str, err: &str) -> String {
+        format!("lua-wasm: error in {name}: {err}\n")
+    }
+}
+
+impl Runtime {
+    fn route_fn(&mut self, name: &str) -> Option<Function> {
+        if let Some(f) = self.routes.get(name) {
+            return f.clone();
+        }
+        let f = self
+            .lua
+            .globals()
+            .get::<Option<Function>>(name)
+            .ok()
+            .flatten();
+        self.routes.insert(name.to_string(), f.clone());
+        f
+    }
 }
 
 /// Calls route function `f` through the `xpcall` runner.
@@ -418,24 +421,4 @@ fn call(runner: &Function, f: &Function) -> Result<bool, String> {
     }
 }
 
-struct LuaPlugin;
-
-impl kemibox_guest::script::ScriptRuntime for LuaPlugin {
-    fn init(config: &str) -> Result<(), String> {
-        let rt = Runtime::new(config)?;
-        RT.with(|r| *r.borrow_mut() = Some(rt));
-        Ok(())
-    }
-
-    /// A Lua error is logged and traps, so the server answers 500 and counts a script
-    /// error.
-    fn run(name: &str) -> Result<bool, String> {
-        RT.with(|rt| match rt.borrow_mut().as_mut() {
-            Some(rt) => rt.run(name),
-            None => Err("the Lua runtime was not initialised".into()),
-        })
-        .map_err(|e| format!("lua-wasm: error in {name}: {e}\n"))
-    }
-}
-
-kemibox_guest::script_runtime!(LuaPlugin);
+kemibox_guest::script_runtime!(Runtime);

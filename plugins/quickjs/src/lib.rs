@@ -25,7 +25,6 @@
 //! the script's file name (as kemibox passes it) and the source starts on the next line,
 //! so stack traces name the file and its lines.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_int, CString};
 use std::sync::OnceLock;
@@ -86,10 +85,6 @@ struct Runtime {
     _js: Js,
     /// Route functions by name, looked up on first use (`None`: the script has none).
     routes: HashMap<String, Option<Persistent<Function<'static>>>>,
-}
-
-thread_local! {
-    static RT: RefCell<Option<Runtime>> = const { RefCell::new(None) };
 }
 
 fn log_error(text: &str) {
@@ -449,7 +444,7 @@ fn eval_named(ctx: &Ctx<'_>, file: &str, source: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl Runtime {
+impl kemibox_guest::script::ScriptRuntime for Runtime {
     fn new(config: &str) -> Result<Runtime, String> {
         let js = Js::new().map_err(|e| format!("QuickJS: {e}"))?;
         let ctx = Context::full(&js).map_err(|e| format!("QuickJS: {e}"))?;
@@ -500,26 +495,13 @@ impl Runtime {
             }
         })
     }
-}
 
-struct JsPlugin;
-
-impl kemibox_guest::script::ScriptRuntime for JsPlugin {
-    fn init(config: &str) -> Result<(), String> {
-        let rt = Runtime::new(config)?;
-        RT.with(|r| *r.borrow_mut() = Some(rt));
-        Ok(())
-    }
-
-    /// An uncaught exception is logged with its stack, as app_jsdt does, and traps, so
-    /// the server answers 500 and counts a script error.
-    fn run(name: &str) -> Result<bool, String> {
-        RT.with(|rt| match rt.borrow_mut().as_mut() {
-            Some(rt) => rt.run(name),
-            None => Err("the JavaScript runtime was not initialised\n".into()),
-        })
-        .map_err(|e| format!("{e}error executing: {name}\n"))
+    /// An uncaught exception is logged with its stack, as app_jsdt does, and the
+    /// instance traps: the server answers 500 and counts a script error.
+    fn failure_text(name: &str, err: &str) -> String {
+        let nl = if err.ends_with('\n') { "" } else { "\n" };
+        format!("{err}{nl}error executing: {name}\n")
     }
 }
 
-kemibox_guest::script_runtime!(JsPlugin);
+kemibox_guest::script_runtime!(Runtime);
