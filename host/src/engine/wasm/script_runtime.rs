@@ -415,26 +415,34 @@ function ksr_request_route() {
     /// Runaway recursion: QuickJS has no stack limit of its own on WASI, so the engine's
     /// stack limit traps the instance: that message gets the error reply (500), the
     /// worker's next message a fresh instance.
+    /// Runs `script` on js-wasm: the request to each user of `bad` fails with an error
+    /// containing its text and gets no reply; then the request to alice is answered
+    /// "200 fine" by the same plugin (the failure cost its message only).
+    fn js_costs_its_message_only(script: &str, bad: &[(&str, &str)]) {
+        let (env, rec, p) = setup_on("js-wasm", "s.js", script);
+        for (user, why) in bad {
+            let (_, out) = p.run(&env, request_to(&env, user), RQ);
+            assert!(
+                matches!(&out, Outcome::Error(e) if e.contains(why)),
+                "{user}: {out:?}"
+            );
+        }
+        assert!(replies(&rec).is_empty());
+        let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
+    }
+
     #[test]
     fn js_runaway_recursion_costs_its_message_only() {
-        let (env, rec, p) = setup_on(
-            "js-wasm",
-            "s.js",
+        js_costs_its_message_only(
             "function f(n) { return f(n + 1) + 1; }\n\
              function ksr_request_route() {\n\
                if (KSR.pv.get('$rU') == 'bob') { try { f(0); } catch (e) {} }\n\
                KSR.sl.sl_send_reply(200, 'fine');\n\
              }\n",
+            &[("bob", "call stack exhausted")],
         );
-        let (_, out) = p.run(&env, request(&env), RQ);
-        assert!(
-            matches!(&out, Outcome::Error(e) if e.contains("call stack exhausted")),
-            "{out:?}"
-        );
-        assert!(replies(&rec).is_empty());
-        let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
-        assert_eq!(out, Outcome::Done);
-        assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
     }
 
     /// A memory bomb: QuickJS's allocation fails at the instance's memory limit, the
@@ -442,50 +450,28 @@ function ksr_request_route() {
     /// a working instance.
     #[test]
     fn js_memory_bomb_costs_its_message_only() {
-        let (env, rec, p) = setup_on(
-            "js-wasm",
-            "s.js",
+        js_costs_its_message_only(
             "function ksr_request_route() {\n\
                if (KSR.pv.get('$rU') == 'bob') { const a = []; for (;;) a.push(new Array(100000).fill(1)); }\n\
                KSR.sl.sl_send_reply(200, 'fine');\n\
              }\n",
+            &[("bob", "")],
         );
-        let (_, out) = p.run(&env, request(&env), RQ);
-        assert!(matches!(out, Outcome::Error(_)), "{out:?}");
-        assert!(replies(&rec).is_empty());
-        let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
-        assert_eq!(out, Outcome::Done);
-        assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
     }
 
     /// An endless loop hits the route deadline; a flood of KEMI calls the host-call
     /// budget: each costs its message only.
     #[test]
     fn js_endless_loop_and_host_call_flood_cost_their_message_only() {
-        let (env, rec, p) = setup_on(
-            "js-wasm",
-            "s.js",
+        js_costs_its_message_only(
             "function ksr_request_route() {\n\
                const u = KSR.pv.get('$rU');\n\
                if (u == 'loop') { for (;;) {} }\n\
                if (u == 'flood') { for (;;) KSR.is_OPTIONS(); }\n\
                KSR.sl.sl_send_reply(200, 'fine');\n\
              }\n",
+            &[("loop", "deadline"), ("flood", "host-call budget")],
         );
-        let (_, out) = p.run(&env, request_to(&env, "loop"), RQ);
-        assert!(
-            matches!(&out, Outcome::Error(e) if e.contains("deadline")),
-            "{out:?}"
-        );
-        let (_, out) = p.run(&env, request_to(&env, "flood"), RQ);
-        assert!(
-            matches!(&out, Outcome::Error(e) if e.contains("host-call budget")),
-            "{out:?}"
-        );
-        assert!(replies(&rec).is_empty());
-        let (_, out) = p.run(&env, request_to(&env, "alice"), RQ);
-        assert_eq!(out, Outcome::Done);
-        assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
     }
 
     #[test]
