@@ -33,6 +33,13 @@ macro_rules! typed {
             )*
         }
 
+        /// Every typed function: its KEMI module, export name and result kind (`int`,
+        /// `boolean`, `unit`, `value`).
+        #[cfg(test)]
+        pub const TYPED_KINDS: &[(&str, &str, &str)] = &[
+            $($(($module, typed!(@name $f $($kn)?), stringify!($k)),)*)*
+        ];
+
         /// Registry indexes of the functions of the typed interfaces.
         #[derive(Clone, Copy, Debug)]
         pub struct TypedIdx { $(pub $iface: idx::$iface,)* }
@@ -580,6 +587,58 @@ impl kemi::Host for State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The Python runtime (`plugins/python/kemibox.py`, `_typed_for`) calls a typed import
+    /// only where it can give back exactly what `kemi.call` gives; two of its rules rest
+    /// on facts about particular exports, checked here so that a change to the registry
+    /// or the WIT that breaks them fails a test instead of a Python script.
+    #[test]
+    fn typed_results_the_python_runtime_relies_on() {
+        let all: Vec<String> = crate::modules::AVAILABLE
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        let reg = Registry::build(&all).expect("registry");
+        let kind_of = |ret: RType, kind: &str| {
+            let mut v: Vec<String> = TYPED_KINDS
+                .iter()
+                .filter(|(m, n, k)| {
+                    *k == kind
+                        && reg
+                            .index_of(m, n)
+                            .is_some_and(|i| reg.exports()[i].ret == ret)
+                })
+                .map(|(m, n, _)| format!("{m}.{n}"))
+                .collect();
+            v.sort();
+            v
+        };
+        // INT exports typed bool: kemibox.py turns the bool of `hdr.is_present` into 1/-1
+        // (`_PLUS_MINUS_ONE`), which is right only while it answers nothing else;
+        // `maxfwd.is_maxfwd_lt` stays on `kemi.call`. A new one needs a look there.
+        assert_eq!(
+            kind_of(RType::Int, "boolean"),
+            ["hdr.is_present", "maxfwd.is_maxfwd_lt"]
+        );
+        // ... and `hdr.is_present` answers 1 or -1 only.
+        let (env, _) = crate::testutil::env(&["udp:127.0.0.1:5060"], &[], "");
+        let mut ctx = crate::testutil::ctx(
+            &env,
+            "OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\n\
+             CSeq: 1 OPTIONS\r\nX-Here: 1\r\nContent-Length: 0\r\n\r\n",
+            crate::net::Proto::Udp,
+            "127.0.0.1:5060",
+        );
+        let i = reg.index_of("hdr", "is_present").expect("hdr.is_present");
+        for (name, want) in [("X-Here", 1), ("X-Absent", -1), ("", -1)] {
+            let got = reg.call(i, &mut ctx, &[Val::Str(name.into())]);
+            assert!(
+                matches!(got, Ok(Val::Int(v)) if v == want),
+                "hdr.is_present({name:?}) = {got:?}, kemibox.py expects {want}"
+            );
+        }
+    }
 
     /// Every typed import names a real export: with every module loaded, none is missing.
     #[test]
