@@ -176,6 +176,13 @@ impl Tm {
         t.txns.get(&id).map(|x| (id, x.clone()))
     }
 
+    /// Transactions, request keys and branch ids indexed (what `remove` empties).
+    #[cfg(test)]
+    fn table_sizes(&self) -> (usize, usize, usize) {
+        let t = lock(&self.tables);
+        (t.txns.len(), t.by_key.len(), t.by_branch.len())
+    }
+
     /// Number of live transactions.
     pub fn len(&self) -> usize {
         lock(&self.tables).txns.len()
@@ -192,16 +199,22 @@ impl Tm {
         let Some(txn) = lock(&self.tables).txns.remove(&id) else {
             return;
         };
+        // The transaction is finished for good (its wait timer or its lifetime ran out):
+        // its key and branch ids are moved out rather than copied.
         let (key, branches): (String, Vec<String>) = {
-            let t = lock(&txn);
-            (
-                t.key.clone(),
-                t.branches.iter().map(|b| b.id.clone()).collect(),
-            )
+            let mut t = lock(&txn);
+            let branches = t
+                .branches
+                .iter_mut()
+                .map(|b| std::mem::take(&mut b.id))
+                .collect();
+            (std::mem::take(&mut t.key), branches)
         };
         let mut tables = lock(&self.tables);
-        if tables.by_key.get(&key) == Some(&id) {
-            tables.by_key.remove(&key);
+        if let std::collections::hash_map::Entry::Occupied(e) = tables.by_key.entry(key) {
+            if *e.get() == id {
+                e.remove();
+            }
         }
         for b in branches {
             tables.by_branch.remove(&b);
@@ -1582,7 +1595,7 @@ From: <sip:a@127.0.0.1>;tag={tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: {tag}@vc\
 
     #[tokio::test(start_paused = true)]
     async fn forked_responses_pick_the_best_and_ack_each_branch() {
-        let (_env, rec, router) = setup(RELAY);
+        let (env, rec, router) = setup(RELAY);
         feed(
             &router,
             CALLER,
@@ -1611,6 +1624,10 @@ From: <sip:a@127.0.0.1>;tag={tag}\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: {tag}@vc\
                 "{uas}: {l:?}"
             );
         }
+        // Once its timers have run out, the transaction and every index to it are gone.
+        assert_ne!(env.tm.table_sizes(), (0, 0, 0));
+        advance(100_000).await;
+        assert_eq!(env.tm.table_sizes(), (0, 0, 0));
     }
 
     /// A 6xx cancels the other branches, unless `t_set_disable_6xx(1)`.
