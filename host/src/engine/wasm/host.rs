@@ -568,14 +568,25 @@ impl kemi::Host for State {
     }
 
     fn call(&mut self, index: u32, args: Vec<Value>) -> R<Value> {
-        let args: Vec<Val> = args.into_iter().map(from_value).collect();
         let n = self.env.registry.exports().len();
-        let idx = (index as usize) < n;
-        if !idx {
+        if index as usize >= n {
             self.charge()?;
             return Ok(Err(CallError::BadArgs(format!("no export #{index}"))));
         }
-        self.value(Some(index as usize), &args)
+        // Up to 4 arguments (nearly every call) are converted on the stack.
+        let mut few: [Val; 4] = [Val::None, Val::None, Val::None, Val::None];
+        let many: Vec<Val>;
+        let vals: &[Val] = if args.len() <= few.len() {
+            let k = args.len();
+            for (slot, v) in few.iter_mut().zip(args) {
+                *slot = from_value(v);
+            }
+            &few[..k]
+        } else {
+            many = args.into_iter().map(from_value).collect();
+            &many
+        };
+        self.value(Some(index as usize), vals)
     }
 
     fn has_module(&mut self, name: String) -> WResult<bool> {
