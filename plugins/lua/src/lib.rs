@@ -23,6 +23,7 @@
 //! the chunk name (`@/etc/kemibox/routing.lua`, as kemibox passes it) and the script
 //! starts on the next line, so error positions name the file and its lines.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::{c_int, CStr};
 use std::sync::OnceLock;
@@ -32,7 +33,20 @@ use mlua::{ffi, Function, Lua, Table, Value};
 
 use bindings::kemibox::kemi::core as kcore;
 use bindings::kemibox::kemi::kemi::{self as k, ParamType, ReturnType};
-use bindings::kemibox::kemi::types::{CallError, Value as KVal};
+
+/// `kemi.call` bound with borrowed arguments: a KSR call passes the Lua strings in place
+/// (valid while they sit on the Lua stack) instead of copying each into a `String`.
+mod borrowed {
+    wit_bindgen::generate!({
+        inline: "package kemibox:lua-runtime; world calls { import kemibox:kemi/kemi@0.1.0; }",
+        path: "../../wit",
+        ownership: Borrowing { duplicate_if_necessary: true },
+        generate_all,
+    });
+}
+
+use borrowed::kemibox::kemi::kemi::call as kemi_call_import;
+use borrowed::kemibox::kemi::types::{CallError, ValueParam, ValueResult};
 
 /// Registry key of the exit sentinel: the private table `KSR.x.exit()` raises, and what a
 /// KEMI function that ends the route raises too.
@@ -82,24 +96,42 @@ struct Runtime {
     routes: HashMap<String, Option<Function>>,
 }
 
+/// A KEMI argument read off the Lua stack: a string borrowed from Lua where it can be.
+enum Arg<'a> {
+    Int(i64),
+    Str(Cow<'a, str>),
+}
+
+impl Arg<'_> {
+    fn param(&self) -> ValueParam<'_> {
+        match self {
+            Arg::Int(i) => ValueParam::Int(*i),
+            Arg::Str(s) => ValueParam::Str(s),
+        }
+    }
+}
+
 /// Converts Lua argument `i` to a KEMI parameter the way app_lua does (lua_tostring /
 /// lua_tointeger), as the native engine does.
 ///
 /// # Safety
-/// `l` is a live Lua state inside a C function call and `i` one of its arguments.
-unsafe fn to_param(l: *mut ffi::lua_State, i: c_int, t: ParamType) -> KVal {
+/// `l` is a live Lua state inside a C function call and `i` one of its arguments; the
+/// result borrows from the stack slot, which stays put until the call returns.
+unsafe fn to_param<'a>(l: *mut ffi::lua_State, i: c_int, t: ParamType) -> Arg<'a> {
     let ty = ffi::lua_type(l, i);
     let is_int = ty == ffi::LUA_TNUMBER && ffi::lua_isinteger(l, i) != 0;
     match t {
-        ParamType::Str => KVal::Str(match ty {
-            ffi::LUA_TSTRING => String::from_utf8_lossy(lua_bytes(l, i)).into_owned(),
+        ParamType::Str => Arg::Str(match ty {
+            ffi::LUA_TSTRING => String::from_utf8_lossy(lua_bytes(l, i)),
             ffi::LUA_TNUMBER if is_int => {
-                ffi::lua_tointegerx(l, i, std::ptr::null_mut()).to_string()
+                Cow::Owned(ffi::lua_tointegerx(l, i, std::ptr::null_mut()).to_string())
             }
-            ffi::LUA_TNUMBER => ffi::lua_tonumberx(l, i, std::ptr::null_mut()).to_string(),
-            _ => String::new(),
+            ffi::LUA_TNUMBER => {
+                Cow::Owned(ffi::lua_tonumberx(l, i, std::ptr::null_mut()).to_string())
+            }
+            _ => Cow::Borrowed(""),
         }),
-        ParamType::Int => KVal::Int(match ty {
+        ParamType::Int => Arg::Int(match ty {
             ffi::LUA_TNUMBER if is_int => ffi::lua_tointegerx(l, i, std::ptr::null_mut()),
             ffi::LUA_TNUMBER => ffi::lua_tonumberx(l, i, std::ptr::null_mut()) as i64,
             ffi::LUA_TSTRING => std::str::from_utf8(lua_bytes(l, i))
@@ -128,12 +160,12 @@ unsafe fn lua_bytes<'a>(l: *mut ffi::lua_State, i: c_int) -> &'a [u8] {
 ///
 /// # Safety
 /// `l` is a live Lua state with room for one more value.
-unsafe fn push_value(l: *mut ffi::lua_State, v: &KVal) {
+unsafe fn push_value(l: *mut ffi::lua_State, v: &ValueResult) {
     match v {
-        KVal::None => ffi::lua_pushnil(l),
-        KVal::Bool(b) => ffi::lua_pushboolean(l, c_int::from(*b)),
-        KVal::Int(i) => ffi::lua_pushinteger(l, *i),
-        KVal::Str(s) => {
+        ValueResult::None => ffi::lua_pushnil(l),
+        ValueResult::Bool(b) => ffi::lua_pushboolean(l, c_int::from(*b)),
+        ValueResult::Int(i) => ffi::lua_pushinteger(l, *i),
+        ValueResult::Str(s) => {
             ffi::lua_pushlstring(l, s.as_ptr().cast(), s.len());
         }
     }
@@ -199,22 +231,33 @@ unsafe fn call_export(l: *mut ffi::lua_State, index: ffi::lua_Integer) -> bool {
         return true;
     }
     // Up to 4 parameters (nearly every export) live on the stack.
-    let mut few: [KVal; 4] = [KVal::None, KVal::None, KVal::None, KVal::None];
-    let many: Vec<KVal>;
-    let vals: &[KVal] = if params.len() <= few.len() {
-        for (i, (slot, t)) in few.iter_mut().zip(params.iter()).enumerate() {
-            *slot = to_param(l, i as c_int + 1, *t);
-        }
-        &few[..params.len()]
+    let n = params.len();
+    let few_args: [Arg; 4];
+    let many_args: Vec<Arg>;
+    let args: &[Arg] = if n <= 4 {
+        few_args = std::array::from_fn(|i| match params.get(i) {
+            Some(t) => to_param(l, i as c_int + 1, *t),
+            None => Arg::Int(0),
+        });
+        &few_args[..n]
     } else {
-        many = params
+        many_args = params
             .iter()
             .enumerate()
             .map(|(i, t)| to_param(l, i as c_int + 1, *t))
             .collect();
+        &many_args
+    };
+    let few: [ValueParam; 4] =
+        std::array::from_fn(|i| args.get(i).map_or(ValueParam::None, Arg::param));
+    let many: Vec<ValueParam>;
+    let vals: &[ValueParam] = if n <= 4 {
+        &few[..n]
+    } else {
+        many = args.iter().map(Arg::param).collect();
         &many
     };
-    match k::call(index, vals) {
+    match kemi_call_import(index, vals) {
         Ok(v) => {
             match (sig.ret, v) {
                 (ReturnType::None, _) if params.is_empty() => ffi::lua_pushboolean(l, 0),

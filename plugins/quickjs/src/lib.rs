@@ -40,7 +40,20 @@ use rquickjs::{
 
 use bindings::kemibox::kemi::core as kcore;
 use bindings::kemibox::kemi::kemi::{self as k, ParamType, ReturnType};
-use bindings::kemibox::kemi::types::{CallError, Value as KVal};
+
+/// `kemi.call` bound with borrowed arguments: a KSR call passes QuickJS's UTF-8 copy of
+/// each string argument instead of copying it again into a `String`.
+mod borrowed {
+    wit_bindgen::generate!({
+        inline: "package kemibox:js-runtime; world calls { import kemibox:kemi/kemi@0.1.0; }",
+        path: "../../wit",
+        ownership: Borrowing { duplicate_if_necessary: true },
+        generate_all,
+    });
+}
+
+use borrowed::kemibox::kemi::kemi::call as kemi_call_import;
+use borrowed::kemibox::kemi::types::{CallError, ValueParam, ValueResult};
 
 /// app_jsdt's exit sentinel: thrown by `KSR.x.exit()`; a route ending with it ran fine.
 const EXIT_SENTINEL: &str = "~~ksr~exit~~";
@@ -110,14 +123,56 @@ fn to_int(n: f64) -> i64 {
     }
 }
 
+/// A KEMI argument converted from a JS value; a string is QuickJS's UTF-8 copy, freed
+/// when the argument is dropped (after the call).
+enum Arg {
+    Int(i64),
+    Str {
+        ctx: *mut qjs::JSContext,
+        p: *const std::ffi::c_char,
+        len: usize,
+        /// The replacement-character copy when QuickJS's bytes are not UTF-8.
+        lossy: Option<String>,
+    },
+}
+
+impl Arg {
+    fn param(&self) -> ValueParam<'_> {
+        match self {
+            Arg::Int(i) => ValueParam::Int(*i),
+            Arg::Str { lossy: Some(s), .. } => ValueParam::Str(s),
+            Arg::Str { p, len, .. } => {
+                // SAFETY: QuickJS's buffer of `len` bytes, alive until the drop below;
+                // checked to be UTF-8 when the argument was made.
+                let b = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), *len) };
+                ValueParam::Str(std::str::from_utf8(b).unwrap_or_default())
+            }
+        }
+    }
+}
+
+impl Drop for Arg {
+    fn drop(&mut self) {
+        if let Arg::Str { ctx, p, .. } = self {
+            // SAFETY: `p` came from JS_ToCStringLen2 on `ctx` and is freed once.
+            unsafe { qjs::JS_FreeCString(*ctx, *p) };
+        }
+    }
+}
+
+/// The parameter an argument slot passes (a failed conversion has returned before).
+fn param(a: &Option<Arg>) -> ValueParam<'_> {
+    a.as_ref().map_or(ValueParam::None, Arg::param)
+}
+
 /// Converts argument `v` to a KEMI parameter as app_jsdt does (`duk_to_int`,
 /// `duk_to_string`); `None` when the conversion threw (the exception is pending).
 ///
 /// # Safety
 /// `ctx` is the running context and `v` one of the arguments of the running call.
-unsafe fn to_param(ctx: *mut qjs::JSContext, v: qjs::JSValue, t: ParamType) -> Option<KVal> {
+unsafe fn to_param(ctx: *mut qjs::JSContext, v: qjs::JSValue, t: ParamType) -> Option<Arg> {
     Some(match t {
-        ParamType::Int => KVal::Int(if qjs::JS_VALUE_GET_TAG(v) == qjs::JS_TAG_INT {
+        ParamType::Int => Arg::Int(if qjs::JS_VALUE_GET_TAG(v) == qjs::JS_TAG_INT {
             i64::from(qjs::JS_VALUE_GET_INT(v))
         } else {
             let mut d = 0f64;
@@ -133,10 +188,13 @@ unsafe fn to_param(ctx: *mut qjs::JSContext, v: qjs::JSValue, t: ParamType) -> O
             if p.is_null() {
                 return None;
             }
-            let bytes = std::slice::from_raw_parts(p.cast::<u8>(), len as usize);
-            let s = String::from_utf8_lossy(bytes).into_owned();
-            qjs::JS_FreeCString(ctx, p);
-            KVal::Str(s)
+            let len = len as usize;
+            let bytes = std::slice::from_raw_parts(p.cast::<u8>(), len);
+            let lossy = match std::str::from_utf8(bytes) {
+                Ok(_) => None,
+                Err(_) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            };
+            Arg::Str { ctx, p, len, lossy }
         }
     })
 }
@@ -145,26 +203,26 @@ unsafe fn to_param(ctx: *mut qjs::JSContext, v: qjs::JSValue, t: ParamType) -> O
 ///
 /// # Safety
 /// `ctx` is the running context.
-unsafe fn from_value(ctx: *mut qjs::JSContext, v: KVal, ret: ReturnType) -> qjs::JSValue {
+unsafe fn from_value(ctx: *mut qjs::JSContext, v: ValueResult, ret: ReturnType) -> qjs::JSValue {
     let bool_val = |b: bool| qjs::JS_MKVAL(qjs::JS_TAG_BOOL, i32::from(b));
     match v {
-        KVal::None => match ret {
+        ValueResult::None => match ret {
             ReturnType::Xval => qjs::JS_NULL,
             ReturnType::Bool => qjs::JS_FALSE,
             _ => qjs::JS_UNDEFINED,
         },
-        KVal::Bool(b) => match ret {
+        ValueResult::Bool(b) => match ret {
             ReturnType::Int => qjs::JS_MKVAL(qjs::JS_TAG_INT, if b { 1 } else { -1 }),
             _ => bool_val(b),
         },
-        KVal::Int(i) => match ret {
+        ValueResult::Int(i) => match ret {
             ReturnType::Bool => bool_val(i > 0),
             _ => match i32::try_from(i) {
                 Ok(i) => qjs::JS_MKVAL(qjs::JS_TAG_INT, i),
                 Err(_) => qjs::JS_NewFloat64(i as f64),
             },
         },
-        KVal::Str(s) => match ret {
+        ValueResult::Str(s) => match ret {
             ReturnType::Bool => qjs::JS_TRUE,
             _ => qjs::JS_NewStringLen(ctx, s.as_ptr().cast(), s.len() as _),
         },
@@ -242,30 +300,35 @@ unsafe extern "C" fn kemi_call(
     }
     let args = std::slice::from_raw_parts(argv, argc);
     // Up to 4 parameters (nearly every export) live on the stack.
-    let mut few: [KVal; 4] = [KVal::None, KVal::None, KVal::None, KVal::None];
-    let many: Vec<KVal>;
-    let vals: &[KVal] = if n <= few.len() {
-        for ((slot, t), v) in few.iter_mut().zip(sig.params.iter()).zip(args) {
-            match to_param(ctx, *v, *t) {
-                Some(p) => *slot = p,
-                None => return qjs::JS_EXCEPTION,
-            }
-        }
-        &few[..n]
+    let few_args: [Option<Arg>; 4];
+    let many_args: Vec<Option<Arg>>;
+    let conv: &[Option<Arg>] = if n <= 4 {
+        few_args = std::array::from_fn(|i| match (sig.params.get(i), args.get(i)) {
+            (Some(t), Some(v)) => to_param(ctx, *v, *t),
+            _ => Some(Arg::Int(0)),
+        });
+        &few_args[..n]
     } else {
-        let conv: Option<Vec<KVal>> = sig
+        many_args = sig
             .params
             .iter()
             .zip(args)
             .map(|(t, v)| to_param(ctx, *v, *t))
             .collect();
-        match conv {
-            Some(v) => many = v,
-            None => return qjs::JS_EXCEPTION,
-        }
+        &many_args
+    };
+    if conv.iter().any(Option::is_none) {
+        return qjs::JS_EXCEPTION;
+    }
+    let few: [ValueParam; 4] = std::array::from_fn(|i| conv.get(i).map_or(ValueParam::None, param));
+    let many: Vec<ValueParam>;
+    let vals: &[ValueParam] = if n <= 4 {
+        &few[..n]
+    } else {
+        many = conv.iter().map(param).collect();
         &many
     };
-    match k::call(index, vals) {
+    match kemi_call_import(index, vals) {
         Ok(v) => from_value(ctx, v, sig.ret),
         Err(CallError::Exit) | Err(CallError::Drop) => throw_exit(ctx),
         Err(CallError::BadArgs(m)) => {
