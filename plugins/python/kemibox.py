@@ -816,9 +816,8 @@ class WitWorld(wit_world.WitWorld):
         _run(name, f)
         return True
 
-    # The world export `onsend-route: func() -> bool` (being added to wit/kemi.wit):
-    # runs `ksr_onsend_route(msg)` when the script has it. componentize-py calls only
-    # the methods of the world's exports, so this is unused until the world has it.
+    # The world export `onsend-route: func() -> bool`: runs `ksr_onsend_route(msg)` when
+    # the script has it (false otherwise: kemibox then stops asking this version).
     def onsend_route(self):
         f = getattr(_handler, "ksr_onsend_route", None)
         if f is None or not callable(f):
