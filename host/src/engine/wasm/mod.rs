@@ -279,8 +279,7 @@ impl Plugin {
         store.set_epoch_deadline(self.ticker.deadline_ticks(init_deadline));
         let pre = self.pre.clone();
         let config = self.config.clone();
-        let deadline = Instant::now() + init_deadline;
-        let (store, r) = drive(deadline, async move {
+        let (store, r) = drive(init_deadline, async move {
             let r = match pre.instantiate_async(&mut store).await {
                 Ok(bindings) => match bindings.call_init(&mut store, &config).await {
                     Ok(Ok(())) => Ok(bindings),
@@ -433,11 +432,10 @@ impl Plugin {
         let _running = self.ticker.running();
         self.arm(&mut warm.store);
         warm.store.data_mut().ctx = Some(ctx);
-        let deadline = Instant::now() + self.limits.deadline + Duration::from_millis(50);
         let bindings = &warm.bindings;
         let store = &mut warm.store;
         let name2 = name.to_string();
-        let r = drive(deadline, async {
+        let r = drive(self.limits.deadline + Duration::from_millis(50), async {
             match name2.as_str() {
                 crate::proxy::pipeline::REQUEST_ROUTE => bindings
                     .call_request_route(&mut *store)
@@ -564,15 +562,18 @@ fn compile_cached(
 
 /// Polls `fut` to completion on this thread. Host functions never wait on I/O here
 /// (stdout/stderr are always ready), so the first poll normally finishes; a guest that
-/// blocks on a pollable is given up at `deadline` (`None`).
-fn drive<T>(deadline: Instant, fut: impl Future<Output = T>) -> Option<T> {
+/// blocks on a pollable is given up `limit` after it first waits (`None`).
+fn drive<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
     let mut fut = std::pin::pin!(fut);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    // The clock is read only once the future waits (a route call almost never does).
+    let mut deadline = None;
     loop {
         if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return Some(v);
         }
-        if Instant::now() > deadline {
+        let d = *deadline.get_or_insert_with(|| Instant::now() + limit);
+        if Instant::now() > d {
             return None;
         }
         std::thread::yield_now();
