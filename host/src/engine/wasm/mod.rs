@@ -6,7 +6,7 @@
 //!   `InstancePre`; each worker thread keeps a warm instance (its own `Store`) reused
 //!   across messages and replaced after any trap (a trap poisons the store).
 //! - Each route call runs under an epoch deadline (a ticker thread bumps the epoch every
-//!   5 ms), a memory cap (a `ResourceLimiter` in the store data) and a budget of
+//!   5 ms while a call runs: `ticker`), a memory cap (a `ResourceLimiter` in the store data) and a budget of
 //!   host calls. A trap, a deadline or a limit hit returns `Outcome::Error`, so the
 //!   pipeline answers 500, and is counted (`wasm_traps`, `wasm_deadlines`,
 //!   `wasm_memory_limits`, `wasm_host_call_limits`); the server goes on.
