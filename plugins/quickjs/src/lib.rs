@@ -300,12 +300,19 @@ unsafe extern "C" fn kemi_call(
     }
     let args = std::slice::from_raw_parts(argv, argc);
     // Up to 4 parameters (nearly every export) live on the stack.
+    // Converted in order; the first conversion that throws ends the call (the later
+    // arguments are not touched, as duktape would not).
+    let mut threw = false;
     let few_args: [Option<Arg>; 4];
     let many_args: Vec<Option<Arg>>;
     let conv: &[Option<Arg>] = if n <= 4 {
         few_args = std::array::from_fn(|i| match (sig.params.get(i), args.get(i)) {
-            (Some(t), Some(v)) => to_param(ctx, *v, *t),
-            _ => Some(Arg::Int(0)),
+            (Some(t), Some(v)) if !threw => {
+                let a = to_param(ctx, *v, *t);
+                threw = a.is_none();
+                a
+            }
+            _ => None,
         });
         &few_args[..n]
     } else {
@@ -313,11 +320,12 @@ unsafe extern "C" fn kemi_call(
             .params
             .iter()
             .zip(args)
-            .map(|(t, v)| to_param(ctx, *v, *t))
+            .map_while(|(t, v)| to_param(ctx, *v, *t).map(Some))
             .collect();
+        threw = many_args.len() < n;
         &many_args
     };
-    if conv.iter().any(Option::is_none) {
+    if threw {
         return qjs::JS_EXCEPTION;
     }
     let few: [ValueParam; 4] = std::array::from_fn(|i| conv.get(i).map_or(ValueParam::None, param));

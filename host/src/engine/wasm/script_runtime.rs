@@ -433,6 +433,21 @@ function ksr_request_route() {
         assert_eq!(replies(&rec), vec!["SIP/2.0 200 fine"]);
     }
 
+    /// An argument whose conversion throws (a `toString` that throws) is a JS exception
+    /// the script can catch; the arguments after it are not converted.
+    #[test]
+    fn js_argument_conversion_that_throws_is_catchable() {
+        let (_, out, replies) = run_js(
+            "function ksr_request_route() {\n\
+               const bad = { toString() { throw new Error('boom'); } };\n\
+               const spy = { toString() { KSR.sl.sl_send_reply(500, 'second converted'); return 'x'; } };\n\
+               try { KSR.pv.sets(bad, spy); } catch (e) { KSR.sl.sl_send_reply(200, 'caught ' + e.message); }\n\
+             }\n",
+        );
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(replies, vec!["SIP/2.0 200 caught boom"]);
+    }
+
     #[test]
     fn js_runaway_recursion_costs_its_message_only() {
         js_costs_its_message_only(
