@@ -2,6 +2,8 @@
 //! the script's functions are the routes, and a route that fails traps the instance, so
 //! kemibox answers 500, counts the error and gives the worker a fresh instance.
 
+use crate::bindings::kemibox::kemi::kemi::{ExportInfo, ParamType, ReturnType};
+
 /// A script runtime: the state of one loaded script (an interpreter with the script in
 /// it), kept by the instance from `init` on.
 pub trait ScriptRuntime: Sized + 'static {
@@ -15,6 +17,46 @@ pub trait ScriptRuntime: Sized + 'static {
 
     /// The log text of route `name` failing with `err`, ending with a newline.
     fn failure_text(name: &str, err: &str) -> String;
+}
+
+/// What a runtime's KSR function of one export checks and converts: the export's full
+/// name (for error messages), parameter types and return convention.
+pub struct Sig {
+    pub name: String,
+    pub params: Vec<ParamType>,
+    pub ret: ReturnType,
+}
+
+static SIGS: std::sync::OnceLock<Vec<Sig>> = std::sync::OnceLock::new();
+
+/// `KSR.<name>` or `KSR.<module>.<name>`.
+pub fn full_name(e: &ExportInfo) -> String {
+    if e.module.is_empty() {
+        format!("KSR.{}", e.name)
+    } else {
+        format!("KSR.{}.{}", e.module, e.name)
+    }
+}
+
+/// Keeps the signature of every export (by index) for [`signature`]; set once at `init`
+/// (a second `init` in one instance does not happen: the first list stands).
+pub fn set_signatures(exports: &[ExportInfo]) {
+    let _ = SIGS.set(
+        exports
+            .iter()
+            .map(|e| Sig {
+                name: full_name(e),
+                params: e.params.clone(),
+                ret: e.ret,
+            })
+            .collect(),
+    );
+}
+
+/// The export index (as a KSR function carries it) and its signature.
+pub fn signature(index: i64) -> Option<(u32, &'static Sig)> {
+    let i = u32::try_from(index).ok()?;
+    SIGS.get()?.get(i as usize).map(|s| (i, s))
 }
 
 /// Where an instance keeps its runtime (a thread-local made by [`script_runtime!`]).

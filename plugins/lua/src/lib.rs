@@ -26,7 +26,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::{c_int, CStr};
-use std::sync::OnceLock;
 
 use kemibox_guest::bindings;
 use mlua::{ffi, Function, Lua, Table, Value};
@@ -177,24 +176,6 @@ fn log_error(text: &str) {
     }
 }
 
-fn full_name(e: &k::ExportInfo) -> String {
-    if e.module.is_empty() {
-        format!("KSR.{}", e.name)
-    } else {
-        format!("KSR.{}.{}", e.module, e.name)
-    }
-}
-
-/// What the KSR function of each export converts its arguments to and its result from,
-/// by export index; set once at `init`.
-struct Sig {
-    name: String,
-    params: Vec<ParamType>,
-    ret: ReturnType,
-}
-
-static SIGS: OnceLock<Vec<Sig>> = OnceLock::new();
-
 /// A KSR function: a Lua C function whose upvalue is the export index. It reads its
 /// arguments straight off the Lua stack and pushes the result, with no conversion
 /// through mlua's values (a KEMI call is the most frequent thing a script does).
@@ -217,9 +198,7 @@ unsafe extern "C-unwind" fn kemi_call(l: *mut ffi::lua_State) -> c_int {
 /// # Safety
 /// `l` is the state of a running `kemi_call`.
 unsafe fn call_export(l: *mut ffi::lua_State, index: ffi::lua_Integer) -> bool {
-    let sig = u32::try_from(index)
-        .ok()
-        .and_then(|i| SIGS.get()?.get(i as usize).map(|s| (i, s)));
+    let sig = kemibox_guest::script::signature(index);
     let Some((index, sig)) = sig else {
         ffi::lua_pushboolean(l, 0);
         return true;
@@ -321,17 +300,7 @@ fn build_ksr(lua: &Lua) -> mlua::Result<()> {
             }
         }
     }
-    // A second `init` in one instance does not happen; the first list stands.
-    let _ = SIGS.set(
-        exports
-            .iter()
-            .map(|e| Sig {
-                name: full_name(e),
-                params: e.params.clone(),
-                ret: e.ret,
-            })
-            .collect(),
-    );
+    kemibox_guest::script::set_signatures(&exports);
     let ksr = lua.create_table()?;
     let meta = lua.create_table()?;
     let index = lua.create_function(move |lua, (ksr, key): (mlua::Table, Value)| {

@@ -27,7 +27,6 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_int, CString};
-use std::sync::OnceLock;
 
 use kemibox_guest::bindings;
 use std::rc::Rc;
@@ -103,14 +102,6 @@ struct Runtime {
 fn log_error(text: &str) {
     if kcore::err(text).is_err() {
         eprint!("{text}");
-    }
-}
-
-fn full_name(e: &k::ExportInfo) -> String {
-    if e.module.is_empty() {
-        format!("KSR.{}", e.name)
-    } else {
-        format!("KSR.{}.{}", e.module, e.name)
     }
 }
 
@@ -250,16 +241,6 @@ unsafe fn throw_range(ctx: *mut qjs::JSContext, msg: &str) -> qjs::JSValue {
     qjs::JS_ThrowRangeError(ctx, c"%s".as_ptr(), msg.as_ptr())
 }
 
-/// What the KSR function of each export checks and converts, by export index (its
-/// `magic`); set once at `init`.
-struct Sig {
-    name: String,
-    params: Vec<ParamType>,
-    ret: ReturnType,
-}
-
-static SIGS: OnceLock<Vec<Sig>> = OnceLock::new();
-
 /// A KSR function: a QuickJS C function whose `magic` is the export index. It reads its
 /// arguments and makes its result as raw QuickJS values (no rquickjs conversion per
 /// call: a KEMI call is the most frequent thing a script does).
@@ -274,9 +255,7 @@ unsafe extern "C" fn kemi_call(
     magic: c_int,
     _data: *mut qjs::JSValue,
 ) -> qjs::JSValue {
-    let sig = u32::try_from(magic)
-        .ok()
-        .and_then(|i| SIGS.get()?.get(i as usize).map(|s| (i, s)));
+    let sig = kemibox_guest::script::signature(i64::from(magic));
     let Some((index, sig)) = sig else {
         return qjs::JS_FALSE;
     };
@@ -383,17 +362,7 @@ fn settle<'js>(obj: &Object<'js>, name: &str, v: Value<'js>) -> rquickjs::Result
 /// an instance makes only the modules its script touches, which keeps `init` short.
 fn build_ksr<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     let exports = Rc::new(k::exports());
-    // A second `init` in one instance does not happen; the first list stands.
-    let _ = SIGS.set(
-        exports
-            .iter()
-            .map(|e| Sig {
-                name: full_name(e),
-                params: e.params.clone(),
-                ret: e.ret,
-            })
-            .collect(),
-    );
+    kemibox_guest::script::set_signatures(&exports);
     let globals = ctx.globals();
     let ksr = Object::new(ctx.clone())?;
     let mut modules: Vec<(String, Vec<u32>)> = Vec::new();
