@@ -1,11 +1,11 @@
 //! sipp, the real SIP client of the end-to-end tests: a UAS (sipp's built-in one or a
 //! scenario), a UAC making calls through the proxy, and the check that every call passed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::{free_port, sipp_counts, Bg, Kemibox};
+use crate::{free_port, repo_root, sipp_counts, Bg, Kemibox};
 
 /// A sipp UAS on `port` in the server's directory: the built-in `uas`, or `scenario`
 /// (whose log goes to `markers.log` there).
@@ -29,31 +29,37 @@ pub fn uas(kb: &Kemibox, port: u16, scenario: Option<&Path>) -> Bg {
     Bg(uas)
 }
 
-/// sipp's built-in UAC: `calls` calls at `rate`/s to the UAS on `uas` through the proxy
-/// on `proxy` (run it with `run_bounded`).
+/// The call of sipp's built-in UAC with its messages tied to transactions
+/// (`tests/sipp/uac.xml`): a late 180 or a retransmitted 200 over UDP does not fail a call.
+pub fn uac_scenario() -> PathBuf {
+    repo_root().join("tests/sipp/uac.xml")
+}
+
+/// sipp's UAC (`uac_scenario`): `calls` calls at `rate`/s to the UAS on `uas` through
+/// the proxy on `proxy` (run it with `run_bounded`).
 pub fn uac(kb: &Kemibox, proxy: u16, uas: u16, calls: u32, rate: u32) -> Command {
     let mut cmd = Command::new("sipp");
-    cmd.args([
-        "-sn",
-        "uac",
-        "-nostdin",
-        "-trace_err",
-        "-m",
-        &calls.to_string(),
-        "-r",
-        &rate.to_string(),
-        "-timeout",
-        "60",
-        "-timeout_error",
-        &format!("127.0.0.1:{uas}"),
-        "-rsa",
-        &format!("127.0.0.1:{proxy}"),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &free_port().to_string(),
-    ])
-    .current_dir(&kb.dir);
+    cmd.arg("-sf")
+        .arg(uac_scenario())
+        .args([
+            "-nostdin",
+            "-trace_err",
+            "-m",
+            &calls.to_string(),
+            "-r",
+            &rate.to_string(),
+            "-timeout",
+            "60",
+            "-timeout_error",
+            &format!("127.0.0.1:{uas}"),
+            "-rsa",
+            &format!("127.0.0.1:{proxy}"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &free_port().to_string(),
+        ])
+        .current_dir(&kb.dir);
     cmd
 }
 

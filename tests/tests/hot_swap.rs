@@ -311,26 +311,26 @@ fn hot_swap_under_load_loses_no_call() {
 
     let calls = (RATE * SECS).to_string();
     let mut cmd = Command::new("sipp");
-    cmd.args([
-        "-sn",
-        "uac",
-        "-nostdin",
-        "-m",
-        &calls,
-        "-r",
-        &RATE.to_string(),
-        "-timeout",
-        "60",
-        "-timeout_error",
-        &format!("127.0.0.1:{u}"),
-        "-rsa",
-        &format!("127.0.0.1:{p}"),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &c.to_string(),
-    ])
-    .current_dir(&kb.dir);
+    cmd.arg("-sf")
+        .arg(sipp::uac_scenario())
+        .args([
+            "-nostdin",
+            "-m",
+            &calls,
+            "-r",
+            &RATE.to_string(),
+            "-timeout",
+            "60",
+            "-timeout_error",
+            &format!("127.0.0.1:{u}"),
+            "-rsa",
+            &format!("127.0.0.1:{p}"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &c.to_string(),
+        ])
+        .current_dir(&kb.dir);
     let uac = std::thread::spawn(move || run_bounded(&mut cmd, Duration::from_secs(90)));
 
     // Swap every second while sipp runs, alternating the markers.

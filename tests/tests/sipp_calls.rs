@@ -24,20 +24,20 @@ fn uas(ip: &str, port: u16, dir: &std::path::Path) -> Bg {
 fn uac(dir: &std::path::Path, args: &[&str]) {
     let calls = CALLS.to_string();
     let mut cmd = Command::new("sipp");
-    cmd.args([
-        "-sn",
-        "uac",
-        "-nostdin",
-        "-m",
-        &calls,
-        "-r",
-        "20",
-        "-timeout",
-        "40",
-        "-timeout_error",
-    ])
-    .args(args)
-    .current_dir(dir);
+    cmd.arg("-sf")
+        .arg(sipp::uac_scenario())
+        .args([
+            "-nostdin",
+            "-m",
+            &calls,
+            "-r",
+            "20",
+            "-timeout",
+            "40",
+            "-timeout_error",
+        ])
+        .args(args)
+        .current_dir(dir);
     let out = run_bounded(&mut cmd, Duration::from_secs(60));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (ok, failed) = sipp_counts(&stdout);

@@ -175,9 +175,9 @@ fn sipp_calls_through_the_stateful_proxy() {
     std::thread::sleep(Duration::from_millis(300));
     let out = run_bounded(
         Command::new("sipp")
+            .arg("-sf")
+            .arg(sipp::uac_scenario())
             .args([
-                "-sn",
-                "uac",
                 "-nostdin",
                 "-m",
                 "40",
