@@ -17,6 +17,8 @@ command -v kamailio >/dev/null || need_apt+=(kamailio)
 # app_python3: the differential test of Kamailio's basic Python script.
 [[ -f /usr/lib/x86_64-linux-gnu/kamailio/modules/app_python3.so ]] || need_apt+=(kamailio-python3-modules)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+# baresip: the real softphones of tests/tests/softphones.rs.
+command -v baresip >/dev/null || need_apt+=(baresip-core)
 # pip installs zig (below) for the Lua and JavaScript (QuickJS) runtime plugins.
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # JavaScript plugins (plugins/js): componentize-js runs on node (20 or later).

@@ -1,0 +1,279 @@
+//! Real softphones through Kamailio's basic KEMI script: two baresip user agents (Debian
+//! `baresip-core`) register with digest auth at kemibox running the script from
+//! `examples/basic-kemi/kemibox.toml` (alice and bob in its SQLite database), alice calls
+//! bob, bob answers by himself, audio flows between them, alice hangs up. On every
+//! engine of the suite: the Lua script on mlua and on lua-wasm, its Rust port on wasm,
+//! the jsdt script on js-wasm and the Python script as a plugin.
+//!
+//! baresip takes its media address from the machine's interfaces, so each test runs in a
+//! private network namespace where loopback is the only one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::basic_example::{config, create_db};
+use e2e::*;
+
+const KEMI: &str = "/usr/share/doc/kamailio/examples/kemi";
+
+fn kamailio_script(name: &str) -> PathBuf {
+    let p = Path::new(KEMI).join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: apt-get install kamailio",
+        p.display()
+    );
+    p
+}
+
+/// The `[routing]` lines of each engine.
+fn routing(engine: &str) -> String {
+    match engine {
+        "lua" => format!(
+            "engine = \"lua\"\nscript = \"{}\"",
+            kamailio_script("kamailio-basic-kemi-lua.lua").display()
+        ),
+        "lua-wasm" => format!(
+            "engine = \"lua-wasm\"\nscript = \"{}\"\nruntime = \"{}\"",
+            kamailio_script("kamailio-basic-kemi-lua.lua").display(),
+            wasm_plugin("kemibox_lua").display()
+        ),
+        "wasm" => format!(
+            "engine = \"wasm\"\nplugin = \"{}\"",
+            wasm_plugin("basic").display()
+        ),
+        "js-wasm" => format!(
+            "engine = \"js-wasm\"\nscript = \"{}\"\nruntime = \"{}\"",
+            kamailio_script("kamailio-basic-kemi-jsdt.js").display(),
+            wasm_plugin("kemibox_quickjs").display()
+        ),
+        "python" => format!(
+            "engine = \"wasm\"\nplugin = \"{}\"\ncache_dir = \"{}\"",
+            py_plugin(&kamailio_script("kamailio-basic-kemi-python.py")).display(),
+            repo_root().join("plugins/python/build/cache").display()
+        ),
+        _ => panic!("unknown engine {engine}"),
+    }
+}
+
+/// A UDP port whose next port is free for TCP too: baresip listens for SIP on UDP and
+/// TCP at its port and for TLS at the next one.
+fn port_pair() -> u16 {
+    for _ in 0..50 {
+        let p = free_port();
+        if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair");
+}
+
+/// A baresip configuration directory for `user` (password `<user>123`) at the proxy on
+/// `proxy`: SIP and media on 127.0.0.1 only, G.711, a sine tone as the microphone, no
+/// sound card, calls answered automatically.
+fn baresip_dir(dir: &Path, user: &str, proxy: u16) -> PathBuf {
+    let d = dir.join(user);
+    std::fs::create_dir_all(&d).expect("baresip dir");
+    let config = format!(
+        "poll_method epoll\n\
+         sip_listen 127.0.0.1:{port}\n\
+         net_interface 127.0.0.1\n\
+         module_path /usr/lib/baresip/modules\n\
+         module g711.so\n\
+         module ausine.so\n\
+         module aufile.so\n\
+         module_app account.so\n\
+         module_app menu.so\n\
+         audio_source ausine,440\n\
+         audio_player aufile,/dev/null\n\
+         audio_alert aufile,/dev/null\n\
+         ausrc_srate 48000\n\
+         auplay_srate 48000\n\
+         ausrc_channels 2\n\
+         auplay_channels 2\n",
+        port = port_pair()
+    );
+    std::fs::write(d.join("config"), config).expect("baresip config");
+    std::fs::write(
+        d.join("accounts"),
+        format!("<sip:{user}@127.0.0.1:{proxy};transport=udp>;auth_pass={user}123;regint=600;answermode=auto\n"),
+    )
+    .expect("baresip accounts");
+    d
+}
+
+/// baresip with config directory `conf`, quitting after `secs`, its output in `out`.
+fn baresip(conf: &Path, secs: u32, out: &Path, commands: &[&str]) -> Bg {
+    let log = std::fs::File::create(out).expect("baresip log");
+    let mut cmd = Command::new("baresip");
+    cmd.arg("-f").arg(conf).args(["-t", &secs.to_string()]);
+    for c in commands {
+        cmd.args(["-e", c]);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("baresip (apt-get install baresip-core)");
+    Bg(child)
+}
+
+fn text(p: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+}
+
+/// Waits until `what` shows in the file `p` (at most `limit`).
+fn wait_for(p: &Path, what: &str, limit: Duration) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if text(p).contains(what) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn softphones_call_through_the_basic_script(engine: &str, test_name: &str) {
+    assert!(
+        have("baresip"),
+        "baresip is missing: apt-get install baresip-core"
+    );
+    // Outside the namespace: build what the engine needs (plugins, the compile cache).
+    let routing = routing(engine);
+    if !in_private_netns(test_name) {
+        return;
+    }
+    let dir = scratch_dir(&format!("softphones-{engine}"));
+    let db = create_db(&dir);
+    let p = free_port();
+    let cfg = config(p, &db, &routing);
+    if engine == "js-wasm" || engine == "python" {
+        precompile(&cfg);
+    }
+    let kb = Kemibox::start(&cfg, "");
+    let (alice, bob) = (baresip_dir(&dir, "alice", p), baresip_dir(&dir, "bob", p));
+    let (alice_out, bob_out) = (dir.join("alice.out"), dir.join("bob.out"));
+    let logs = || {
+        format!(
+            "--- alice\n{}\n--- bob\n{}\n--- kemibox\n{}",
+            text(&alice_out),
+            text(&bob_out),
+            kb.log_text()
+        )
+    };
+
+    // bob registers (challenged, then accepted) and waits for calls.
+    let _bob = baresip(&bob, 20, &bob_out, &[]);
+    assert!(
+        wait_for(
+            &bob_out,
+            "bob@127.0.0.1: {0/UDP/v4} 200 OK",
+            Duration::from_secs(10)
+        ),
+        "bob did not register\n{}",
+        logs()
+    );
+    // alice registers, calls bob (her INVITE challenged for credentials, then looked
+    // up and relayed to bob's contact), talks for a while and hangs up as she quits.
+    let mut alice_proc = baresip(
+        &alice,
+        3,
+        &alice_out,
+        &[&format!("/dial sip:bob@127.0.0.1:{p}")],
+    );
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(15) && alice_proc.0.try_wait().ok().flatten().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        wait_for(&bob_out, "terminated", Duration::from_secs(5)),
+        "bob's call did not end\n{}",
+        logs()
+    );
+
+    let (a, b) = (text(&alice_out), text(&bob_out));
+    assert!(
+        a.contains("alice@127.0.0.1: {0/UDP/v4} 200 OK"),
+        "alice registered\n{}",
+        logs()
+    );
+    assert!(
+        a.contains(&format!("Call established: sip:bob@127.0.0.1:{p}")),
+        "alice's call\n{}",
+        logs()
+    );
+    assert!(
+        b.contains(&format!("Call established: sip:alice@127.0.0.1:{p}")),
+        "bob's call\n{}",
+        logs()
+    );
+    // The SDP passed the proxy intact: each side hears the other's RTP.
+    assert!(
+        a.contains("incoming rtp for 'audio' established")
+            && b.contains("incoming rtp for 'audio' established"),
+        "media\n{}",
+        logs()
+    );
+    // What the operator sees: acc records of the answered INVITE and BYE.
+    let log = kb.log_text();
+    for method in ["INVITE", "BYE"] {
+        assert!(
+            log.lines().any(|l| l.contains("ACC: transaction answered")
+                && l.contains(&format!("method={method}"))
+                && l.contains("code=200")
+                && l.contains("src_user=alice")
+                && l.contains("dst_ouser=bob")),
+            "{method} accounted\n{}",
+            logs()
+        );
+    }
+    for m in [
+        "script_errors",
+        "wasm_traps",
+        "wasm_deadlines",
+        "send_errors",
+    ] {
+        assert_eq!(kb.metric(m), 0, "{m}\n{}", logs());
+    }
+}
+
+#[test]
+fn softphones_call_through_the_basic_script_on_mlua() {
+    softphones_call_through_the_basic_script(
+        "lua",
+        "softphones_call_through_the_basic_script_on_mlua",
+    );
+}
+
+#[test]
+fn softphones_call_through_the_basic_script_on_lua_wasm() {
+    softphones_call_through_the_basic_script(
+        "lua-wasm",
+        "softphones_call_through_the_basic_script_on_lua_wasm",
+    );
+}
+
+#[test]
+fn softphones_call_through_the_basic_plugin() {
+    softphones_call_through_the_basic_script("wasm", "softphones_call_through_the_basic_plugin");
+}
+
+#[test]
+fn softphones_call_through_the_basic_jsdt_script_on_js_wasm() {
+    softphones_call_through_the_basic_script(
+        "js-wasm",
+        "softphones_call_through_the_basic_jsdt_script_on_js_wasm",
+    );
+}
+
+#[test]
+fn softphones_call_through_the_basic_python_script() {
+    softphones_call_through_the_basic_script(
+        "python",
+        "softphones_call_through_the_basic_python_script",
+    );
+}
