@@ -70,9 +70,9 @@ fn port_pair() -> u16 {
 }
 
 /// A baresip configuration directory for `user` (password `<user>123`) at the proxy on
-/// `proxy`: SIP and media on 127.0.0.1 only, G.711, a sine tone as the microphone, no
+/// `proxy` over `transport` (udp or tcp): SIP and media on 127.0.0.1 only, G.711, a sine tone as the microphone, no
 /// sound card, calls answered automatically.
-fn baresip_dir(dir: &Path, user: &str, proxy: u16) -> PathBuf {
+fn baresip_dir(dir: &Path, user: &str, proxy: u16, transport: &str) -> PathBuf {
     let d = dir.join(user);
     std::fs::create_dir_all(&d).expect("baresip dir");
     let config = format!(
@@ -97,7 +97,7 @@ fn baresip_dir(dir: &Path, user: &str, proxy: u16) -> PathBuf {
     std::fs::write(d.join("config"), config).expect("baresip config");
     std::fs::write(
         d.join("accounts"),
-        format!("<sip:{user}@127.0.0.1:{proxy};transport=udp>;auth_pass={user}123;regint=600;answermode=auto\n"),
+        format!("<sip:{user}@127.0.0.1:{proxy};transport={transport}>;auth_pass={user}123;regint=600;answermode=auto\n"),
     )
     .expect("baresip accounts");
     d
@@ -136,7 +136,7 @@ fn wait_for(p: &Path, what: &str, limit: Duration) -> bool {
     false
 }
 
-fn softphones_call_through_the_basic_script(engine: &str, test_name: &str) {
+fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_name: &str) {
     assert!(
         have("baresip"),
         "baresip is missing: apt-get install baresip-core"
@@ -149,12 +149,19 @@ fn softphones_call_through_the_basic_script(engine: &str, test_name: &str) {
     let dir = scratch_dir(&format!("softphones-{engine}"));
     let db = create_db(&dir);
     let p = free_port();
-    let cfg = config(p, &db, &routing);
+    let cfg = config(p, &db, &routing).replace(
+        &format!("\"udp:127.0.0.1:{p}\""),
+        &format!("\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\""),
+    );
     if engine == "js-wasm" || engine == "python" {
         precompile(&cfg);
     }
     let kb = Kemibox::start(&cfg, "");
-    let (alice, bob) = (baresip_dir(&dir, "alice", p), baresip_dir(&dir, "bob", p));
+    let tp = transport.to_uppercase();
+    let (alice, bob) = (
+        baresip_dir(&dir, "alice", p, transport),
+        baresip_dir(&dir, "bob", p, transport),
+    );
     let (alice_out, bob_out) = (dir.join("alice.out"), dir.join("bob.out"));
     let logs = || {
         format!(
@@ -170,7 +177,7 @@ fn softphones_call_through_the_basic_script(engine: &str, test_name: &str) {
     assert!(
         wait_for(
             &bob_out,
-            "bob@127.0.0.1: {0/UDP/v4} 200 OK",
+            &format!("bob@127.0.0.1: {{0/{tp}/v4}} 200 OK"),
             Duration::from_secs(10)
         ),
         "bob did not register\n{}",
@@ -182,7 +189,9 @@ fn softphones_call_through_the_basic_script(engine: &str, test_name: &str) {
         &alice,
         3,
         &alice_out,
-        &[&format!("/dial sip:bob@127.0.0.1:{p}")],
+        &[&format!(
+            "/dial sip:bob@127.0.0.1:{p};transport={transport}"
+        )],
     );
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(15) && alice_proc.0.try_wait().ok().flatten().is_none()
@@ -197,7 +206,7 @@ fn softphones_call_through_the_basic_script(engine: &str, test_name: &str) {
 
     let (a, b) = (text(&alice_out), text(&bob_out));
     assert!(
-        a.contains("alice@127.0.0.1: {0/UDP/v4} 200 OK"),
+        a.contains(&format!("alice@127.0.0.1: {{0/{tp}/v4}} 200 OK")),
         "alice registered\n{}",
         logs()
     );
@@ -245,6 +254,7 @@ fn softphones_call_through_the_basic_script(engine: &str, test_name: &str) {
 fn softphones_call_through_the_basic_script_on_mlua() {
     softphones_call_through_the_basic_script(
         "lua",
+        "udp",
         "softphones_call_through_the_basic_script_on_mlua",
     );
 }
@@ -253,19 +263,25 @@ fn softphones_call_through_the_basic_script_on_mlua() {
 fn softphones_call_through_the_basic_script_on_lua_wasm() {
     softphones_call_through_the_basic_script(
         "lua-wasm",
+        "udp",
         "softphones_call_through_the_basic_script_on_lua_wasm",
     );
 }
 
 #[test]
 fn softphones_call_through_the_basic_plugin() {
-    softphones_call_through_the_basic_script("wasm", "softphones_call_through_the_basic_plugin");
+    softphones_call_through_the_basic_script(
+        "wasm",
+        "udp",
+        "softphones_call_through_the_basic_plugin",
+    );
 }
 
 #[test]
 fn softphones_call_through_the_basic_jsdt_script_on_js_wasm() {
     softphones_call_through_the_basic_script(
         "js-wasm",
+        "udp",
         "softphones_call_through_the_basic_jsdt_script_on_js_wasm",
     );
 }
@@ -274,6 +290,18 @@ fn softphones_call_through_the_basic_jsdt_script_on_js_wasm() {
 fn softphones_call_through_the_basic_python_script() {
     softphones_call_through_the_basic_script(
         "python",
+        "udp",
         "softphones_call_through_the_basic_python_script",
+    );
+}
+
+/// Over TCP: the phones register over their connections and bob's INVITE reaches him
+/// over TCP too.
+#[test]
+fn softphones_call_over_tcp_through_the_basic_script_on_mlua() {
+    softphones_call_through_the_basic_script(
+        "lua",
+        "tcp",
+        "softphones_call_over_tcp_through_the_basic_script_on_mlua",
     );
 }
