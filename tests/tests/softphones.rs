@@ -3,7 +3,7 @@
 //! `examples/basic-kemi/kemibox.toml` (alice and bob in its SQLite database), alice calls
 //! bob, bob answers by himself, audio flows between them, alice hangs up. On every
 //! engine of the suite: the Lua script on mlua and on lua-wasm, its Rust port on wasm,
-//! the jsdt script on js-wasm and the Python script as a plugin.
+//! the jsdt script on js-wasm and the Python script as a plugin; and over TCP.
 //!
 //! baresip takes its media address from the machine's interfaces, so each test runs in a
 //! private network namespace where loopback is the only one.
@@ -247,6 +247,10 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
         "send_errors",
     ] {
         assert_eq!(kb.metric(m), 0, "{m}\n{}", logs());
+    }
+    drop(kb);
+    if std::env::var("KEEP_E2E").is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
