@@ -3,7 +3,7 @@
 //! `examples/basic-kemi/kemibox.toml` (alice and bob in its SQLite database), alice calls
 //! bob, bob answers by himself, audio flows between them, alice hangs up. On every
 //! engine of the suite: the Lua script on mlua and on lua-wasm, its Rust port on wasm,
-//! the jsdt script on js-wasm and the Python script as a plugin; and over TCP.
+//! the jsdt script on js-wasm and the Python script as a plugin; and over TCP and TLS.
 //!
 //! baresip takes its media address from the machine's interfaces, so each test runs in a
 //! private network namespace where loopback is the only one.
@@ -70,9 +70,9 @@ fn port_pair() -> u16 {
 }
 
 /// A baresip configuration directory for `user` (password `<user>123`) at the proxy on
-/// `proxy` over `transport` (udp or tcp): SIP and media on 127.0.0.1 only, G.711, a sine tone as the microphone, no
+/// `proxy` over `transport` (udp, tcp or tls, trusting the certificate `ca`): SIP and media on 127.0.0.1 only, G.711, a sine tone as the microphone, no
 /// sound card, calls answered automatically.
-fn baresip_dir(dir: &Path, user: &str, proxy: u16, transport: &str) -> PathBuf {
+fn baresip_dir(dir: &Path, user: &str, proxy: u16, transport: &str, ca: &Path) -> PathBuf {
     let d = dir.join(user);
     std::fs::create_dir_all(&d).expect("baresip dir");
     let config = format!(
@@ -91,8 +91,10 @@ fn baresip_dir(dir: &Path, user: &str, proxy: u16, transport: &str) -> PathBuf {
          ausrc_srate 48000\n\
          auplay_srate 48000\n\
          ausrc_channels 2\n\
-         auplay_channels 2\n",
-        port = port_pair()
+         auplay_channels 2\n\
+         sip_cafile {ca}\n",
+        port = port_pair(),
+        ca = ca.display()
     );
     std::fs::write(d.join("config"), config).expect("baresip config");
     std::fs::write(
@@ -148,19 +150,34 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
     }
     let dir = scratch_dir(&format!("softphones-{engine}"));
     let db = create_db(&dir);
-    let p = free_port();
-    let cfg = config(p, &db, &routing).replace(
-        &format!("\"udp:127.0.0.1:{p}\""),
-        &format!("\"udp:127.0.0.1:{p}\", \"tcp:127.0.0.1:{p}\""),
+    let (p, tls) = (free_port(), free_port());
+    // UDP and TCP on one port, TLS (a self-signed certificate the phones trust) on
+    // another: `sip_port` is the port the phones use.
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+        .expect("generate certificate");
+    let (cert_pem, key_pem) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).expect("write key");
+    let listen = format!("\"udp:127.0.0.1:{p}\"");
+    let cfg = config(p, &db, &routing);
+    assert!(cfg.contains(&listen), "the example's listen line changed");
+    let cfg = cfg.replace(
+        &listen,
+        &format!("{listen}, \"tcp:127.0.0.1:{p}\", \"tls:127.0.0.1:{tls}\""),
+    ) + &format!(
+        "\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+        cert_pem.display(),
+        key_pem.display()
     );
+    let sip_port = if transport == "tls" { tls } else { p };
     if engine == "js-wasm" || engine == "python" {
         precompile(&cfg);
     }
     let kb = Kemibox::start(&cfg, "");
     let tp = transport.to_uppercase();
     let (alice, bob) = (
-        baresip_dir(&dir, "alice", p, transport),
-        baresip_dir(&dir, "bob", p, transport),
+        baresip_dir(&dir, "alice", sip_port, transport, &cert_pem),
+        baresip_dir(&dir, "bob", sip_port, transport, &cert_pem),
     );
     let (alice_out, bob_out) = (dir.join("alice.out"), dir.join("bob.out"));
     let logs = || {
@@ -190,7 +207,7 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
         3,
         &alice_out,
         &[&format!(
-            "/dial sip:bob@127.0.0.1:{p};transport={transport}"
+            "/dial sip:bob@127.0.0.1:{sip_port};transport={transport}"
         )],
     );
     let t0 = Instant::now();
@@ -211,12 +228,12 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
         logs()
     );
     assert!(
-        a.contains(&format!("Call established: sip:bob@127.0.0.1:{p}")),
+        a.contains(&format!("Call established: sip:bob@127.0.0.1:{sip_port}")),
         "alice's call\n{}",
         logs()
     );
     assert!(
-        b.contains(&format!("Call established: sip:alice@127.0.0.1:{p}")),
+        b.contains(&format!("Call established: sip:alice@127.0.0.1:{sip_port}")),
         "bob's call\n{}",
         logs()
     );
@@ -248,6 +265,10 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
     ] {
         assert_eq!(kb.metric(m), 0, "{m}\n{}", logs());
     }
+    // Over TCP and TLS the phones' own connections carry everything, bob's INVITE too
+    // (sent to the address his REGISTER came from): none opened toward them.
+    let conns = if transport == "udp" { 0 } else { 2 };
+    assert_eq!(kb.metric("tcp_conns_opened"), conns, "{}", logs());
     drop(kb);
     if std::env::var("KEEP_E2E").is_err() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -307,5 +328,18 @@ fn softphones_call_over_tcp_through_the_basic_script_on_mlua() {
         "lua",
         "tcp",
         "softphones_call_over_tcp_through_the_basic_script_on_mlua",
+    );
+}
+
+/// Over TLS: the phones trust kemibox's certificate; kemibox reaches bob over the
+/// connection he registered on, not at his contact's port (his own TLS listener, which
+/// has no certificate): the script's NAT detection sees the connection's source port
+/// differ from bob's Via and `fix_nated_register` keeps the address it came from.
+#[test]
+fn softphones_call_over_tls_through_the_basic_script_on_mlua() {
+    softphones_call_through_the_basic_script(
+        "lua",
+        "tls",
+        "softphones_call_over_tls_through_the_basic_script_on_mlua",
     );
 }
