@@ -3,7 +3,7 @@
 //! `examples/basic-kemi/kemibox.toml` (alice and bob in its SQLite database), alice calls
 //! bob, bob answers by himself, audio flows between them, alice hangs up. On every
 //! engine of the suite: the Lua script on mlua and on lua-wasm, its Rust port on wasm,
-//! the jsdt script on js-wasm and the Python script as a plugin; and over TCP and TLS.
+//! the jsdt script on js-wasm and the Python script as a plugin; and over TCP, TLS and IPv6.
 //!
 //! baresip takes its media address from the machine's interfaces, so each test runs in a
 //! private network namespace where loopback is the only one.
@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 
 use e2e::basic_example::{config, create_db};
 use e2e::*;
+
+const UDP: Net = Net {
+    transport: "udp",
+    v6: false,
+};
 
 const KEMI: &str = "/usr/share/doc/kamailio/examples/kemi";
 
@@ -62,23 +67,52 @@ fn routing(engine: &str) -> String {
 fn port_pair() -> u16 {
     for _ in 0..50 {
         let p = free_port();
-        if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+        if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
+            && std::net::TcpListener::bind(("::1", p + 1)).is_ok()
+        {
             return p;
         }
     }
     panic!("no free port pair");
 }
 
+/// How the phones reach kemibox: `transport` (udp, tcp or tls) over IPv4 or IPv6.
+#[derive(Clone, Copy)]
+struct Net {
+    transport: &'static str,
+    v6: bool,
+}
+
+impl Net {
+    /// The loopback address, as baresip prints an account's host.
+    fn host(self) -> &'static str {
+        if self.v6 {
+            "::1"
+        } else {
+            "127.0.0.1"
+        }
+    }
+
+    /// The loopback address in a URI.
+    fn uri_host(self) -> &'static str {
+        if self.v6 {
+            "[::1]"
+        } else {
+            "127.0.0.1"
+        }
+    }
+}
+
 /// A baresip configuration directory for `user` (password `<user>123`) at the proxy on
-/// `proxy` over `transport` (udp, tcp or tls, trusting the certificate `ca`): SIP and media on 127.0.0.1 only, G.711, a sine tone as the microphone, no
+/// `proxy` over `net` (trusting the certificate `ca` for TLS): SIP and media on loopback only, G.711, a sine tone as the microphone, no
 /// sound card, calls answered automatically.
-fn baresip_dir(dir: &Path, user: &str, proxy: u16, transport: &str, ca: &Path) -> PathBuf {
+fn baresip_dir(dir: &Path, user: &str, proxy: u16, net: Net, ca: &Path) -> PathBuf {
     let d = dir.join(user);
     std::fs::create_dir_all(&d).expect("baresip dir");
     let config = format!(
         "poll_method epoll\n\
-         sip_listen 127.0.0.1:{port}\n\
-         net_interface 127.0.0.1\n\
+         sip_listen {uri_host}:{port}\n\
+         net_interface {host}\n\
          module_path /usr/lib/baresip/modules\n\
          module g711.so\n\
          module ausine.so\n\
@@ -94,22 +128,31 @@ fn baresip_dir(dir: &Path, user: &str, proxy: u16, transport: &str, ca: &Path) -
          auplay_channels 2\n\
          sip_cafile {ca}\n",
         port = port_pair(),
+        uri_host = net.uri_host(),
+        host = net.host(),
         ca = ca.display()
     );
     std::fs::write(d.join("config"), config).expect("baresip config");
     std::fs::write(
         d.join("accounts"),
-        format!("<sip:{user}@127.0.0.1:{proxy};transport={transport}>;auth_pass={user}123;regint=600;answermode=auto\n"),
+        format!(
+            "<sip:{user}@{}:{proxy};transport={}>;auth_pass={user}123;regint=600;answermode=auto\n",
+            net.uri_host(),
+            net.transport
+        ),
     )
     .expect("baresip accounts");
     d
 }
 
 /// baresip with config directory `conf`, quitting after `secs`, its output in `out`.
-fn baresip(conf: &Path, secs: u32, out: &Path, commands: &[&str]) -> Bg {
+fn baresip(conf: &Path, secs: u32, out: &Path, net: Net, commands: &[&str]) -> Bg {
     let log = std::fs::File::create(out).expect("baresip log");
     let mut cmd = Command::new("baresip");
     cmd.arg("-f").arg(conf).args(["-t", &secs.to_string()]);
+    if net.v6 {
+        cmd.arg("-6");
+    }
     for c in commands {
         cmd.args(["-e", c]);
     }
@@ -138,7 +181,7 @@ fn wait_for(p: &Path, what: &str, limit: Duration) -> bool {
     false
 }
 
-fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_name: &str) {
+fn softphones_call_through_the_basic_script(engine: &str, net: Net, test_name: &str) {
     assert!(
         have("baresip"),
         "baresip is missing: apt-get install baresip-core"
@@ -151,8 +194,8 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
     let dir = scratch_dir(&format!("softphones-{engine}"));
     let db = create_db(&dir);
     let (p, tls) = (free_port(), free_port());
-    // UDP and TCP on one port, TLS (a self-signed certificate the phones trust) on
-    // another: `sip_port` is the port the phones use.
+    // UDP (127.0.0.1 and [::1]) and TCP on one port, TLS (a self-signed certificate the
+    // phones trust) on another: `sip_port` is the port the phones use.
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
         .expect("generate certificate");
     let (cert_pem, key_pem) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -163,21 +206,23 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
     assert!(cfg.contains(&listen), "the example's listen line changed");
     let cfg = cfg.replace(
         &listen,
-        &format!("{listen}, \"tcp:127.0.0.1:{p}\", \"tls:127.0.0.1:{tls}\""),
+        &format!("{listen}, \"tcp:127.0.0.1:{p}\", \"tls:127.0.0.1:{tls}\", \"udp:[::1]:{p}\""),
     ) + &format!(
         "\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
         cert_pem.display(),
         key_pem.display()
     );
-    let sip_port = if transport == "tls" { tls } else { p };
+    let sip_port = if net.transport == "tls" { tls } else { p };
+    let (host, uri_host, transport) = (net.host(), net.uri_host(), net.transport);
+    let ip = if net.v6 { "v6" } else { "v4" };
     if engine == "js-wasm" || engine == "python" {
         precompile(&cfg);
     }
     let kb = Kemibox::start(&cfg, "");
     let tp = transport.to_uppercase();
     let (alice, bob) = (
-        baresip_dir(&dir, "alice", sip_port, transport, &cert_pem),
-        baresip_dir(&dir, "bob", sip_port, transport, &cert_pem),
+        baresip_dir(&dir, "alice", sip_port, net, &cert_pem),
+        baresip_dir(&dir, "bob", sip_port, net, &cert_pem),
     );
     let (alice_out, bob_out) = (dir.join("alice.out"), dir.join("bob.out"));
     let logs = || {
@@ -190,11 +235,11 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
     };
 
     // bob registers (challenged, then accepted) and waits for calls.
-    let _bob = baresip(&bob, 20, &bob_out, &[]);
+    let _bob = baresip(&bob, 20, &bob_out, net, &[]);
     assert!(
         wait_for(
             &bob_out,
-            &format!("bob@127.0.0.1: {{0/{tp}/v4}} 200 OK"),
+            &format!("bob@{host}: {{0/{tp}/{ip}}} 200 OK"),
             Duration::from_secs(10)
         ),
         "bob did not register\n{}",
@@ -206,8 +251,9 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
         &alice,
         3,
         &alice_out,
+        net,
         &[&format!(
-            "/dial sip:bob@127.0.0.1:{sip_port};transport={transport}"
+            "/dial sip:bob@{uri_host}:{sip_port};transport={transport}"
         )],
     );
     let t0 = Instant::now();
@@ -223,17 +269,19 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
 
     let (a, b) = (text(&alice_out), text(&bob_out));
     assert!(
-        a.contains(&format!("alice@127.0.0.1: {{0/{tp}/v4}} 200 OK")),
+        a.contains(&format!("alice@{host}: {{0/{tp}/{ip}}} 200 OK")),
         "alice registered\n{}",
         logs()
     );
     assert!(
-        a.contains(&format!("Call established: sip:bob@127.0.0.1:{sip_port}")),
+        a.contains(&format!("Call established: sip:bob@{uri_host}:{sip_port}")),
         "alice's call\n{}",
         logs()
     );
     assert!(
-        b.contains(&format!("Call established: sip:alice@127.0.0.1:{sip_port}")),
+        b.contains(&format!(
+            "Call established: sip:alice@{uri_host}:{sip_port}"
+        )),
         "bob's call\n{}",
         logs()
     );
@@ -279,7 +327,7 @@ fn softphones_call_through_the_basic_script(engine: &str, transport: &str, test_
 fn softphones_call_through_the_basic_script_on_mlua() {
     softphones_call_through_the_basic_script(
         "lua",
-        "udp",
+        UDP,
         "softphones_call_through_the_basic_script_on_mlua",
     );
 }
@@ -288,7 +336,7 @@ fn softphones_call_through_the_basic_script_on_mlua() {
 fn softphones_call_through_the_basic_script_on_lua_wasm() {
     softphones_call_through_the_basic_script(
         "lua-wasm",
-        "udp",
+        UDP,
         "softphones_call_through_the_basic_script_on_lua_wasm",
     );
 }
@@ -297,7 +345,7 @@ fn softphones_call_through_the_basic_script_on_lua_wasm() {
 fn softphones_call_through_the_basic_plugin() {
     softphones_call_through_the_basic_script(
         "wasm",
-        "udp",
+        UDP,
         "softphones_call_through_the_basic_plugin",
     );
 }
@@ -306,7 +354,7 @@ fn softphones_call_through_the_basic_plugin() {
 fn softphones_call_through_the_basic_jsdt_script_on_js_wasm() {
     softphones_call_through_the_basic_script(
         "js-wasm",
-        "udp",
+        UDP,
         "softphones_call_through_the_basic_jsdt_script_on_js_wasm",
     );
 }
@@ -315,7 +363,7 @@ fn softphones_call_through_the_basic_jsdt_script_on_js_wasm() {
 fn softphones_call_through_the_basic_python_script() {
     softphones_call_through_the_basic_script(
         "python",
-        "udp",
+        UDP,
         "softphones_call_through_the_basic_python_script",
     );
 }
@@ -326,7 +374,10 @@ fn softphones_call_through_the_basic_python_script() {
 fn softphones_call_over_tcp_through_the_basic_script_on_mlua() {
     softphones_call_through_the_basic_script(
         "lua",
-        "tcp",
+        Net {
+            transport: "tcp",
+            v6: false,
+        },
         "softphones_call_over_tcp_through_the_basic_script_on_mlua",
     );
 }
@@ -339,7 +390,23 @@ fn softphones_call_over_tcp_through_the_basic_script_on_mlua() {
 fn softphones_call_over_tls_through_the_basic_script_on_mlua() {
     softphones_call_through_the_basic_script(
         "lua",
-        "tls",
+        Net {
+            transport: "tls",
+            v6: false,
+        },
         "softphones_call_over_tls_through_the_basic_script_on_mlua",
+    );
+}
+
+/// Over IPv6 (UDP on [::1]).
+#[test]
+fn softphones_call_over_ipv6_through_the_basic_script_on_mlua() {
+    softphones_call_through_the_basic_script(
+        "lua",
+        Net {
+            transport: "udp",
+            v6: true,
+        },
+        "softphones_call_over_ipv6_through_the_basic_script_on_mlua",
     );
 }
