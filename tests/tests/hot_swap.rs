@@ -6,7 +6,6 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::*;
@@ -284,53 +283,11 @@ KSR.forward()\nend\n"
 fn hot_swap_under_load_loses_no_call() {
     const RATE: u32 = 200;
     const SECS: u32 = 20;
-    let (p, u, c) = (free_port(), free_port(), free_port());
+    let (p, u) = (free_port(), free_port());
     let cache = scratch_dir("swap-load-cache");
     let kb = Kemibox::start(&stateful_wasm_config(p, "a", &cache), "");
-    let scenario = repo_root().join("tests/sipp/uas-marker.xml");
-    let uas = Command::new("sipp")
-        .args(["-sf"])
-        .arg(&scenario)
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &u.to_string(),
-            "-nostdin",
-            "-trace_logs",
-            "-log_file",
-            "markers.log",
-        ])
-        .current_dir(&kb.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp UAS (install sip-tester)");
-    let _uas = Bg(uas);
-    std::thread::sleep(Duration::from_millis(300));
-
-    let calls = (RATE * SECS).to_string();
-    let mut cmd = Command::new("sipp");
-    cmd.arg("-sf")
-        .arg(sipp::uac_scenario())
-        .args([
-            "-nostdin",
-            "-m",
-            &calls,
-            "-r",
-            &RATE.to_string(),
-            "-timeout",
-            "60",
-            "-timeout_error",
-            &format!("127.0.0.1:{u}"),
-            "-rsa",
-            &format!("127.0.0.1:{p}"),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &c.to_string(),
-        ])
-        .current_dir(&kb.dir);
+    let _uas = sipp::uas(&kb, u, Some(&repo_root().join("tests/sipp/uas-marker.xml")));
+    let mut cmd = sipp::uac(&kb, p, u, RATE * SECS, RATE);
     let uac = std::thread::spawn(move || run_bounded(&mut cmd, Duration::from_secs(90)));
 
     // Swap every second while sipp runs, alternating the markers.

@@ -3,7 +3,6 @@
 //! hop-by-hop ACK for negative replies.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e::*;
@@ -155,50 +154,10 @@ fn timeout_gives_408_and_failure_route_forks_serially() {
 
 #[test]
 fn sipp_calls_through_the_stateful_proxy() {
-    let (p, u, c) = (free_port(), free_port(), free_port());
+    let (p, u) = (free_port(), free_port());
     let kb = Kemibox::start(&stateful_config(p, 30_000), &script());
-    let _uas = Bg(Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &u.to_string(),
-            "-nostdin",
-        ])
-        .current_dir(&kb.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp uas"));
-    std::thread::sleep(Duration::from_millis(300));
-    let out = run_bounded(
-        Command::new("sipp")
-            .arg("-sf")
-            .arg(sipp::uac_scenario())
-            .args([
-                "-nostdin",
-                "-m",
-                "40",
-                "-r",
-                "20",
-                "-timeout",
-                "40",
-                "-timeout_error",
-            ])
-            .args([
-                &format!("127.0.0.1:{u}"),
-                "-rsa",
-                &format!("127.0.0.1:{p}"),
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &c.to_string(),
-            ])
-            .current_dir(&kb.dir),
-        Duration::from_secs(60),
-    );
+    let _uas = sipp::uas(&kb, u, None);
+    let out = run_bounded(&mut sipp::uac(&kb, p, u, 40, 20), Duration::from_secs(60));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (ok, failed) = sipp_counts(&stdout);
     assert!(
