@@ -1047,6 +1047,32 @@ pub mod ksr {
         }
     }
 
+    /// Log lines with pseudo-variables expanded (`KSR.xlog.*`): 1, or -1 for an invalid
+    /// format.
+    pub mod xlog {
+
+        kemi_fns! { xlog;
+        /// Logs `text` at debug level.
+        fn xdbg(text: &str) -> int;
+        /// Logs `text` at info level.
+        fn xinfo(text: &str) -> int;
+        /// Logs `text` at notice level.
+        fn xnotice(text: &str) -> int;
+        /// Logs `text` at warning level.
+        fn xwarn(text: &str) -> int;
+        /// Logs `text` at error level.
+        fn xerr(text: &str) -> int;
+        /// Logs `text` at alert level.
+        fn xalert(text: &str) -> int;
+        /// Logs `text` at critical level.
+        fn xcrit(text: &str) -> int;
+        /// Logs `text` at `level` (`L_DBG`, `L_INFO`, `L_NOTICE`, `L_WARN`, `L_ERR`, ...).
+        fn xlog(level: &str, text: &str) -> int;
+        /// Logs `text` at `level`; the syslog `facility` is accepted and not used.
+        fn xlog_facility(facility: &str, level: &str, text: &str) -> int;
+        }
+    }
+
     /// The generic indexed entry: every export of the loaded modules.
     pub mod kemi {
         pub use crate::bindings::kemibox::kemi::kemi::{ExportInfo, ParamType, ReturnType};

@@ -1,6 +1,7 @@
 //! The same KEMI script (`examples/stateless.lua`) on kemibox and on real Kamailio 5.6
 //! (Debian `kamailio`, `kamailio-lua-modules`): the same requests get the same answers
-//! (status, reason phrase, To-tag) and the same forwarded requests.
+//! (status, reason phrase, To-tag) and the same forwarded requests; and `KSR.xlog` logs
+//! the same lines.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -14,7 +15,7 @@ fn start_kamailio(port: u16, script: &std::path::Path) -> Kamailio {
 dns=no\nrev_dns=no\ndisable_tcp=yes\n"
     );
     for m in [
-        "sl", "pv", "maxfwd", "sanity", "siputils", "corex", "kemix", "textops", "app_lua",
+        "sl", "pv", "maxfwd", "sanity", "siputils", "corex", "kemix", "textops", "xlog", "app_lua",
     ] {
         cfg.push_str(&format!("loadmodule \"{m}.so\"\n"));
     }
@@ -225,4 +226,89 @@ fn same_answers_as_kamailio_for_the_same_script() {
         "kemibox differs from Kamailio:\n{}",
         diffs.join("\n")
     );
+}
+
+/// A script logging through `KSR.xlog` with the pseudo-variables a script commonly
+/// prints, a format with a bare `$` and one with an unknown pseudo-variable (both
+/// invalid for Kamailio: -1, nothing logged) and `xlog(level, ..)`; the reply's reason
+/// phrase carries the four return codes.
+const XLOG_SCRIPT: &str = r#"
+function ksr_request_route()
+    KSR.pv.sets("$var(who)", "world")
+    local a = KSR.xlog.xinfo("XL1 rm=$rm ru=$ru rU=$rU rd=$rd fu=$fu fU=$fU ft=$ft tu=$tu tU=$tU ci=$ci cs=$cs ua=$hdr(User-Agent) hc=$hdrc(Via) who=$var(who) unset=$var(nope) avp=$avp(nope) nohdr=$hdr(X-None) tt=$tt dollar=$$ paren=$(rm) si=$si END\n")
+    local b = KSR.xlog.xinfo("XL2 a bare $ sign\n")
+    local c = KSR.xlog.xlog("L_WARN", "XL3 $rm for $tU ci=$ci END\n")
+    local d = KSR.xlog.xinfo("XL4 $nosuchpv\n")
+    KSR.sl.sl_send_reply(200, "codes " .. a .. " " .. b .. " " .. c .. " " .. d)
+end
+"#;
+
+/// The text of the first log line holding `mark` and `ci`, from `mark` up to " END".
+fn xlog_line(log: &str, mark: &str, ci: &str) -> Option<String> {
+    let l = log.lines().find(|l| l.contains(mark) && l.contains(ci))?;
+    let from = l.find(mark)?;
+    let to = l[from..].find(" END")? + from;
+    Some(l[from..to].to_string())
+}
+
+#[test]
+fn xlog_logs_like_kamailio() {
+    let dir = scratch_dir("xlog-script");
+    let script = dir.join("xlog.lua");
+    std::fs::write(&script, XLOG_SCRIPT).expect("script");
+    let (kp, bp) = (free_port(), free_port());
+    let kam = start_kamailio(kp, &script);
+    let kb = Kemibox::start(
+        &config(
+            &[format!("udp:127.0.0.1:{bp}")],
+            "modules = [\"sl\", \"xlog\"]",
+        ),
+        XLOG_SCRIPT,
+    );
+    let client = UdpSocket::bind("127.0.0.1:0").expect("client");
+    let c = client.local_addr().expect("addr");
+    let mut answers = Vec::new();
+    for (name, port) in [("kamailio", kp), ("kemibox", bp)] {
+        let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let msg = format!(
+            "INVITE sip:bob@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bK-xl-{name}\r\n\
+             Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bK-up\r\n\
+             From: \"Alice\" <sip:alice@example.com>;tag=xl-{name}\r\nTo: <sip:bob@127.0.0.1>\r\n\
+             Call-ID: xlog-cmp-{name}\r\nCSeq: 3 INVITE\r\nMax-Forwards: 70\r\n\
+             User-Agent: phone/1.0 (test)\r\nContent-Length: 0\r\n\r\n"
+        );
+        let r = udp_exchange(&client, proxy, msg.as_bytes(), Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("{name} did not answer"));
+        answers.push(
+            String::from_utf8_lossy(&r)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert_eq!(answers[0], "SIP/2.0 200 codes 1 -1 1 -1", "kamailio");
+    assert_eq!(answers[1], answers[0], "kemibox's return codes");
+
+    std::thread::sleep(Duration::from_millis(300));
+    let (klog, blog) = (kam.log_text(), kb.log_text());
+    for mark in ["XL1 ", "XL3 "] {
+        let k = xlog_line(&klog, mark, "xlog-cmp-kamailio")
+            .unwrap_or_else(|| panic!("kamailio logged no {mark}line:\n{klog}"));
+        let b = xlog_line(&blog, mark, "xlog-cmp-kemibox")
+            .unwrap_or_else(|| panic!("kemibox logged no {mark}line:\n{blog}"));
+        // The same line but for what names the server and the request.
+        let b = b
+            .replace(&bp.to_string(), &kp.to_string())
+            .replace("xlog-cmp-kemibox", "xlog-cmp-kamailio")
+            .replace("xl-kemibox", "xl-kamailio");
+        assert_eq!(b, k, "{mark}line");
+    }
+    // The invalid formats were not logged as lines of the script (only as errors).
+    for log in [&klog, &blog] {
+        assert!(
+            !log.contains("script: XL2") && !log.contains("script: XL4"),
+            "{log}"
+        );
+    }
 }

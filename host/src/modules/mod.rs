@@ -25,6 +25,7 @@ pub mod textops;
 pub mod tm;
 pub mod usrloc;
 pub mod x;
+pub mod xlog;
 
 mod core;
 
@@ -50,6 +51,7 @@ pub const AVAILABLE: &[&str] = &[
     "rr",
     "nathelper",
     "permissions",
+    "xlog",
 ];
 
 /// The exports of one module (`""` is the core).
@@ -76,6 +78,7 @@ pub fn exports_of(module: &str) -> Vec<Export> {
         "auth_db" => auth_db::exports(),
         "tmx" => tm::tmx_exports(),
         "rr" => rr::exports(),
+        "xlog" => xlog::exports(),
         _ => Vec::new(),
     }
 }

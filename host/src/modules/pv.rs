@@ -171,6 +171,173 @@ pub fn get(c: &Ctx, pv: &str) -> Option<Val> {
     }
 }
 
+/// The pseudo-variables `get` reads: (name, takes an inner name in parentheses). A
+/// format (`format`) may name only these; keep it in step with `get`'s arms.
+const READABLE: &[(&str, bool)] = &[
+    ("rm", false),
+    ("ru", false),
+    ("ou", false),
+    ("rU", false),
+    ("rd", false),
+    ("rp", false),
+    ("fu", false),
+    ("fU", false),
+    ("fd", false),
+    ("ft", false),
+    ("fn", false),
+    ("tu", false),
+    ("tU", false),
+    ("td", false),
+    ("tt", false),
+    ("si", false),
+    ("sp", false),
+    ("Ri", false),
+    ("Rp", false),
+    ("pr", false),
+    ("proto", false),
+    ("ua", false),
+    ("ci", false),
+    ("cs", false),
+    ("ct", false),
+    ("du", false),
+    ("rs", false),
+    ("rr", false),
+    ("mb", false),
+    ("ml", false),
+    ("rb", false),
+    ("T_branch_idx", false),
+    ("var", true),
+    ("vn", true),
+    ("avp", true),
+    ("xavp", true),
+    ("hdr", true),
+    ("hdrc", true),
+    ("sht", true),
+    ("snd", true),
+    ("sndto", true),
+    ("sndfrom", true),
+];
+
+/// Kamailio's characters of a pseudo-variable's name (`is_pv_valid_char`).
+fn is_name_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'?'
+}
+
+/// One element of a format: the text it stands for is `Text`, or the value of `$name`
+/// (`$name(inner)`) for `Pv`.
+enum Elem<'a> {
+    Text(&'a str),
+    Pv(&'a str, Option<&'a str>),
+}
+
+/// Reads the pseudo-variable at the start of `f` (which starts with `$`): the element and
+/// its length. The forms of Kamailio's `pv_parse_spec`: `$$` (a `$`), `$name`,
+/// `$name(inner)`, `$(name)`, `$(name(inner))`; indexes (`[n]`) and transformations
+/// (`{..}`) are not supported and, like a name that is not a pseudo-variable, make the
+/// format invalid.
+fn parse_pv(f: &str) -> Result<(Elem<'_>, usize), String> {
+    let b = f.as_bytes();
+    let mut p = 1;
+    let enclosed = b.get(p) == Some(&b'(');
+    if enclosed {
+        p += 1;
+    }
+    if b.get(p) == Some(&b'$') {
+        p += 1;
+        if enclosed {
+            if b.get(p) != Some(&b')') {
+                return Err("unclosed `$(`".into());
+            }
+            p += 1;
+        }
+        return Ok((Elem::Text("$"), p));
+    }
+    let start = p;
+    while b.get(p).is_some_and(|&c| is_name_char(c)) {
+        p += 1;
+    }
+    let name = &f[start..p];
+    let mut inner = None;
+    if b.get(p) == Some(&b'(') {
+        let from = p + 1;
+        let mut depth = 0usize;
+        let mut q = from;
+        loop {
+            match b.get(q) {
+                None => return Err(format!("unclosed inner name of `${name}`")),
+                Some(b')') if depth == 0 => break,
+                Some(b')') => depth -= 1,
+                Some(b'(') => depth += 1,
+                Some(_) => {}
+            }
+            q += 1;
+        }
+        if q == from {
+            return Err(format!("empty inner name of `${name}`"));
+        }
+        inner = Some(&f[from..q]);
+        p = q + 1;
+    }
+    if enclosed {
+        match b.get(p) {
+            Some(b')') => p += 1,
+            Some(b'[') | Some(b'{') => {
+                return Err(format!(
+                    "indexes and transformations (`${name}` in `$(..)`) are not supported"
+                ))
+            }
+            _ => return Err("unclosed `$(`".into()),
+        }
+    }
+    match READABLE.iter().find(|(n, _)| *n == name) {
+        None if name.is_empty() => Err("`$` without a pseudo-variable name".into()),
+        None => Err(format!("unknown pseudo-variable `${name}`")),
+        Some((_, true)) if inner.is_none() => Err(format!("`${name}` needs an inner name")),
+        Some((_, false)) if inner.is_some() => {
+            Err(format!("`${name}` does not take an inner name"))
+        }
+        Some(_) => Ok((Elem::Pv(name, inner), p)),
+    }
+}
+
+/// Expands the pseudo-variables in `fmt` as Kamailio's `pv_printf` does (xlog, and other
+/// "format" parameters): a `$null` value prints `<null>`. An invalid format (a bad or
+/// unknown pseudo-variable) is an error, as it is for Kamailio's `pv_parse_format`.
+pub fn format(c: &Ctx, fmt: &str) -> Result<String, String> {
+    let mut elems = Vec::new();
+    let mut rest = fmt;
+    while let Some(i) = rest.find('$') {
+        if i > 0 {
+            elems.push(Elem::Text(&rest[..i]));
+        }
+        let (e, len) = parse_pv(&rest[i..])?;
+        elems.push(e);
+        rest = &rest[i + len..];
+    }
+    if !rest.is_empty() {
+        elems.push(Elem::Text(rest));
+    }
+    let mut out = String::with_capacity(fmt.len() + 32);
+    for e in elems {
+        match e {
+            Elem::Text(t) => out.push_str(t),
+            Elem::Pv(name, inner) => {
+                let spec = match inner {
+                    Some(i) => format!("${name}({i})"),
+                    None => format!("${name}"),
+                };
+                match get(c, &spec) {
+                    Some(Val::Str(v)) => out.push_str(&v),
+                    Some(Val::Int(v)) => out.push_str(&v.to_string()),
+                    Some(Val::Bool(v)) => out.push_str(if v { "1" } else { "0" }),
+                    Some(Val::None) | None => out.push_str("<null>"),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `$snd(..)` (= `$sndto(..)`) and `$sndfrom(..)`: the send an onsend route runs for,
 /// `$null` anywhere else (Kamailio's pv_get_sndto/pv_get_sndfrom). `proto`, `sproto` and
 /// `af` are the local socket's: WebSocket sends leave from Kamailio's TCP/TLS socket.

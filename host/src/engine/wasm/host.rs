@@ -6,7 +6,7 @@ use wasmtime::Result as WResult;
 
 use super::bindings::kemibox::kemi::{
     auth, auth_db, core, corex, hdr, htable, kemi, kx, maxfwd, nathelper, permissions, pike, pv,
-    registrar, rr, sanity, siputils, sl, textops, tm, tmx, types, x,
+    registrar, rr, sanity, siputils, sl, textops, tm, tmx, types, x, xlog,
 };
 use super::State;
 use crate::kemi::{KemiError, PType, RType, Registry, Val};
@@ -453,6 +453,17 @@ typed! {
         ends_with(text: String, suffix: String) -> int;
         str_find(text: String, needle: String) -> int;
         str_ifind(text: String, needle: String) -> int;
+    }
+    xlog = "xlog" {
+        xdbg(text: String) -> int;
+        xinfo(text: String) -> int;
+        xnotice(text: String) -> int;
+        xwarn(text: String) -> int;
+        xerr(text: String) -> int;
+        xalert(text: String) -> int;
+        xcrit(text: String) -> int;
+        xlog(level: String, text: String) -> int;
+        xlog_facility(facility: String, level: String, text: String) -> int;
     }
 }
 
