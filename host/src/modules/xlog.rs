@@ -92,6 +92,7 @@ fn emit(c: &Ctx, level: Level, fmt: &str) -> i64 {
     let text = match pv::format(c, fmt) {
         Ok(t) => t,
         Err(e) => {
+            let fmt = fmt.trim_end_matches('\n');
             tracing::error!(target: "script", "xlog: invalid format [{fmt}]: {e}");
             return -1;
         }
