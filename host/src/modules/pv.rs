@@ -92,6 +92,11 @@ fn nonempty(s: Option<&str>) -> Option<String> {
 /// Reads a pseudo-variable; `None` is Kamailio's `$null`.
 pub fn get(c: &Ctx, pv: &str) -> Option<Val> {
     let (name, inner) = split(pv)?;
+    read(c, name, inner)
+}
+
+/// Reads `$name` (`$name(inner)`); `None` is `$null`, and so is a name it does not know.
+fn read(c: &Ctx, name: &str, inner: Option<&str>) -> Option<Val> {
     match (name, inner) {
         ("rm", None) => str_val(Some(c.msg.method_text()).filter(|m| !m.is_empty())),
         ("ru", None) => str_val(c.ruri()),
@@ -171,8 +176,8 @@ pub fn get(c: &Ctx, pv: &str) -> Option<Val> {
     }
 }
 
-/// The pseudo-variables `get` reads: (name, takes an inner name in parentheses). A
-/// format (`format`) may name only these; keep it in step with `get`'s arms.
+/// The pseudo-variables `read` knows: (name, takes an inner name in parentheses). A
+/// format (`format`) may name only these; keep it in step with `read`'s arms.
 const READABLE: &[(&str, bool)] = &[
     ("rm", false),
     ("ru", false),
@@ -321,18 +326,12 @@ pub fn format(c: &Ctx, fmt: &str) -> Result<String, String> {
     for e in elems {
         match e {
             Elem::Text(t) => out.push_str(t),
-            Elem::Pv(name, inner) => {
-                let spec = match inner {
-                    Some(i) => format!("${name}({i})"),
-                    None => format!("${name}"),
-                };
-                match get(c, &spec) {
-                    Some(Val::Str(v)) => out.push_str(&v),
-                    Some(Val::Int(v)) => out.push_str(&v.to_string()),
-                    Some(Val::Bool(v)) => out.push_str(if v { "1" } else { "0" }),
-                    Some(Val::None) | None => out.push_str("<null>"),
-                }
-            }
+            Elem::Pv(name, inner) => match read(c, name, inner) {
+                Some(Val::Str(v)) => out.push_str(&v),
+                Some(Val::Int(v)) => out.push_str(&v.to_string()),
+                Some(Val::Bool(v)) => out.push_str(if v { "1" } else { "0" }),
+                Some(Val::None) | None => out.push_str("<null>"),
+            },
         }
     }
     Ok(out)
